@@ -1,0 +1,12 @@
+//! The bake domain: what a pipeline asks for ([`BakeRequest`]), the life of a bake ([`Phase`]) and
+//! what is kept about it ([`BakeRecord`]). Nothing here does I/O.
+
+mod artifact;
+mod record;
+mod request;
+mod status;
+
+pub use artifact::Artifact;
+pub use record::{BakeDetails, BakeRecord, Recipe};
+pub use request::{BakeRequest, RequestError};
+pub use status::{BakeState, BakeStatus, BakeResult, Cause, Phase};

@@ -1,0 +1,130 @@
+//! Rosco's `BakeRequest`, field for field (snake_case JSON, `package` for the package list).
+//! Unknown fields are ignored, as Spring does; a field of the wrong type is an error naming it.
+
+use super::Artifact;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A bake request as Orca sends it. Every field is optional on the wire.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BakeRequest {
+    pub request_id: Option<String>,
+    pub user: Option<String>,
+    #[serde(rename = "package")]
+    pub package_name: Option<String>,
+    pub package_artifacts: Option<Vec<Artifact>>,
+    pub build_host: Option<String>,
+    pub job: Option<String>,
+    pub build_number: Option<String>,
+    pub commit_hash: Option<String>,
+    pub build_info_url: Option<String>,
+    pub cloud_provider_type: Option<String>,
+    pub base_label: Option<String>,
+    pub base_os: Option<String>,
+    pub base_name: Option<String>,
+    pub base_ami: Option<String>,
+    pub vm_type: Option<String>,
+    pub store_type: Option<String>,
+    pub enhanced_networking: Option<bool>,
+    pub ami_name: Option<String>,
+    pub ami_suffix: Option<String>,
+    pub upgrade: Option<bool>,
+    pub instance_type: Option<String>,
+    pub organization: Option<String>,
+    pub template_file_name: Option<String>,
+    pub extended_attributes: Option<BTreeMap<String, serde_json::Value>>,
+    pub var_file_name: Option<String>,
+    pub account_name: Option<String>,
+    pub spinnaker_execution_id: Option<String>,
+    pub publisher: Option<String>,
+    pub offer: Option<String>,
+    pub sku: Option<String>,
+    pub os_type: Option<String>,
+    pub package_type: Option<String>,
+    pub custom_managed_image_name: Option<String>,
+}
+
+/// A request body kiln cannot read; the message names the field and what was expected.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct RequestError(pub String);
+
+impl BakeRequest {
+    /// Parses a JSON body, naming the offending field on a type error.
+    pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
+        let de = &mut serde_json::Deserializer::from_slice(body);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            if path.is_empty() || path == "." {
+                RequestError(format!("malformed bake request: {inner}"))
+            } else {
+                RequestError(format!("malformed bake request: field '{path}': {inner}"))
+            }
+        })
+    }
+
+    /// The request's extended attributes as strings, the way Packer receives them: strings as is,
+    /// other JSON values in their JSON text, arrays joined with commas, nulls dropped.
+    pub fn extended_attributes(&self) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (k, v) in self.extended_attributes.iter().flatten() {
+            let text = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Array(items) => items
+                    .iter()
+                    .map(|i| match i {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
+                other => other.to_string(),
+            };
+            out.insert(k.clone(), text);
+        }
+        out
+    }
+
+    /// The whitespace-separated package list.
+    pub fn packages(&self) -> Vec<&str> {
+        self.package_name
+            .as_deref()
+            .map(|p| p.split_whitespace().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A string field that counts only when it holds something: Rosco drops null and empty values.
+pub fn present(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spinnaker_shaped_body_is_read_with_package_as_the_field_name() {
+        let r = BakeRequest::from_json(
+            br#"{"package":"nginx kato","base_os":"trusty","cloud_provider_type":"aws",
+                "extended_attributes":{"aws_subnet_id":"subnet-1","flag":true},"unknown":1}"#,
+        )
+        .unwrap();
+        assert_eq!(r.packages(), vec!["nginx", "kato"]);
+        assert_eq!(r.base_os.as_deref(), Some("trusty"));
+        let ext = r.extended_attributes();
+        assert_eq!(ext["aws_subnet_id"], "subnet-1");
+        assert_eq!(ext["flag"], "true");
+    }
+
+    #[test]
+    fn a_field_of_the_wrong_type_is_named_in_the_error() {
+        let err = BakeRequest::from_json(br#"{"upgrade":"yes please"}"#).unwrap_err();
+        assert!(err.to_string().contains("field 'upgrade'"), "{err}");
+        let err = BakeRequest::from_json(br#"{"package": "#).unwrap_err();
+        assert!(err.to_string().starts_with("malformed bake request"), "{err}");
+    }
+}

@@ -1,0 +1,23 @@
+//! kiln: a machine-image bakery, compatible with Spinnaker's Rosco.
+//!
+//! The domain sits apart from I/O:
+//! - [`bake`]: requests, phases and records (no I/O);
+//! - [`recipe`]: package names, appversion, image names, CI artifacts (no I/O);
+//! - [`providers`]: how a request becomes Packer variables for one cloud (AWS);
+//! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
+//! - [`packer`]: the Packer process: command line, supervision, output parsing;
+//! - [`store`]: where bakes are kept (embedded SQLite by default);
+//! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
+//! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
+//! - [`startup`]: building and running the server.
+
+pub mod api;
+pub mod bake;
+pub mod bakery;
+pub mod config;
+pub mod packer;
+pub mod providers;
+pub mod recipe;
+pub mod startup;
+pub mod store;
+pub mod telemetry;

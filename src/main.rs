@@ -1,0 +1,48 @@
+//! The `kiln` binary: parses the command line and hands off to the library.
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "A machine-image bakery, compatible with Spinnaker's Rosco")]
+struct Cli {
+    /// The configuration file (rosco.yml shape).
+    #[arg(long, global = true, env = "KILN_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the bakery's HTTP API.
+    Serve {
+        /// Port to listen on (overrides server.port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Where bakes are stored (overrides kiln.dataDir).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// Internal: supervise one Packer run (started by `kiln serve`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise { run_dir: PathBuf },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Supervise { run_dir } => kiln::packer::run::supervise(&run_dir),
+        Command::Serve { port, data_dir } => {
+            kiln::telemetry::init();
+            match kiln::startup::serve(cli.config.as_deref(), port, data_dir) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("kiln: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

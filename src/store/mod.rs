@@ -1,0 +1,95 @@
+//! Where bakes are kept. One trait, [`BakeStore`], with one engine per backend: the embedded
+//! SQLite engine is the default. Every engine passes the same conformance suite
+//! ([`conformance`]), so the bakery never knows which one it talks to.
+//!
+//! Rules every engine keeps:
+//! - `create` is atomic: of two requests with the same identity, exactly one creates a bake and
+//!   the other gets that bake back.
+//! - A finished bake never changes phase again (`Phase::can_become`), so a late update never
+//!   resurrects a canceled bake.
+//! - Logs are appended in chunks and read back whole; nothing rewrites a whole log.
+
+mod sqlite;
+
+// pub use sqlite::SqliteStore;
+
+use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
+
+/// A store failure. Engines map their own errors into this one.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not be reached or answered with an error.
+    #[error("bake store unavailable: {0}")]
+    Unavailable(String),
+    /// A stored record could not be read back.
+    #[error("bake store holds an unreadable record: {0}")]
+    Corrupt(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// The answer to [`BakeStore::create`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Created {
+    /// The record was stored; it is the bake for its identity now.
+    New,
+    /// A reusable bake (queued, running or succeeded) with the same identity exists; it is
+    /// returned and nothing was stored.
+    Existing(Box<BakeRecord>),
+}
+
+/// A change of phase, with what goes with it.
+#[derive(Debug, Clone, Default)]
+pub struct Transition {
+    pub cause: Option<Cause>,
+    pub error: Option<String>,
+    pub details: Option<BakeDetails>,
+}
+
+pub trait BakeStore: Send + Sync {
+    /// Stores a new bake unless `reuse` is true and a reusable bake with the same identity
+    /// exists. With `reuse == false` (a rebake) the new bake replaces the identity's binding.
+    fn create(&self, record: &BakeRecord, reuse: bool) -> StoreResult<Created>;
+
+    fn get(&self, id: &str) -> StoreResult<Option<BakeRecord>>;
+
+    /// The bake currently bound to an identity, whatever its phase.
+    fn get_by_identity(&self, identity: &str) -> StoreResult<Option<BakeRecord>>;
+
+    /// Moves a bake to `phase` if [`Phase::can_become`] allows it. Returns the updated record, or
+    /// `None` when the bake is unknown or the move is not allowed (nothing changes then).
+    fn transition(
+        &self,
+        id: &str,
+        phase: Phase,
+        change: Transition,
+        now_ms: i64,
+    ) -> StoreResult<Option<BakeRecord>>;
+
+    /// Appends a chunk to the bake's log.
+    fn append_log(&self, id: &str, chunk: &str) -> StoreResult<()>;
+
+    /// The whole log so far (empty when there is none).
+    fn read_log(&self, id: &str) -> StoreResult<String>;
+
+    /// The log from byte `offset` on, for followers that have read up to there.
+    fn read_log_from(&self, id: &str, offset: usize) -> StoreResult<String>;
+
+    /// Records that `image` in `region` was made by bake `id`.
+    fn map_image(&self, region: &str, image: &str, id: &str) -> StoreResult<()>;
+
+    fn bake_for_image(&self, region: &str, image: &str) -> StoreResult<Option<String>>;
+
+    /// Forgets the identity binding of bake `id`, so the next identical request bakes again.
+    /// The bake record itself stays readable by id.
+    fn unbind(&self, id: &str) -> StoreResult<()>;
+
+    /// Deletes every bake created under these pipeline executions (ids before the first `:`).
+    fn delete_by_executions(&self, execution_ids: &[String]) -> StoreResult<usize>;
+
+    /// Bakes not finished yet (queued or running), oldest first.
+    fn unfinished(&self) -> StoreResult<Vec<BakeRecord>>;
+
+    /// Checks the backend answers.
+    fn ping(&self) -> StoreResult<()>;
+}
