@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "kiln", version, about = "A machine-image bakery, compatible with Spinnaker's Rosco")]
+#[command(
+    name = "kiln",
+    version,
+    about = "A machine-image bakery, compatible with Spinnaker's Rosco"
+)]
 struct Cli {
     /// The configuration file (rosco.yml shape).
     #[arg(long, global = true, env = "KILN_CONFIG")]

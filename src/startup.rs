@@ -1,2 +1,133 @@
-//! (in progress)
-pub fn serve(_c: Option<&std::path::Path>, _p: Option<u16>, _d: Option<std::path::PathBuf>) -> anyhow::Result<()> { Ok(()) }
+//! Building and running the server: load the config once, open the store, install the shipped
+//! templates, bind (the listener is passed in, so tests bind port 0 without a race), recover
+//! unfinished bakes, then serve until SIGINT/SIGTERM.
+//!
+//! A graceful stop stops taking requests and leaves running bakes to their supervisors: Packer
+//! keeps baking, and the next start re-attaches each run and settles it. Waiting for bakes
+//! instead could hold a deploy for an hour, and killing them would leak cloud resources.
+
+use crate::bakery::Bakery;
+use crate::config::{self, Settings};
+use crate::store::SqliteStore;
+use crate::templates;
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// `kiln serve`: runs until SIGINT or SIGTERM.
+pub fn serve(
+    config_file: Option<&Path>,
+    port: Option<u16>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let loaded = config::load(config_file)?;
+    for w in &loaded.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut settings = loaded.settings;
+    if let Some(p) = port {
+        settings.server.port = p;
+    }
+    if let Some(d) = data_dir {
+        settings.kiln.data_dir = Some(d);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let addr: SocketAddr = format!("{}:{}", settings.server.address, settings.server.port)
+            .parse()
+            .with_context(|| {
+                format!(
+                    "server.address '{}' is not an IP address",
+                    settings.server.address
+                )
+            })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let data_dir = settings.data_dir();
+        let app = Application::build(settings, listener)?;
+        // Where a client (or a test that asked for port 0) finds this server.
+        let bound = app.listener.local_addr()?;
+        std::fs::write(data_dir.join("kiln.addr"), bound.to_string())
+            .with_context(|| format!("cannot write {}", data_dir.join("kiln.addr").display()))?;
+        app.run_until_stopped(shutdown_signal()).await
+    })
+}
+
+pub struct Application {
+    listener: TcpListener,
+    bakery: Bakery,
+}
+
+impl Application {
+    /// Opens the store, installs templates and recovers unfinished bakes. Needs a runtime.
+    pub fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let data_dir = settings.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
+        let store =
+            SqliteStore::open(&data_dir.join("kiln.db")).context("cannot open the bake store")?;
+        templates::install(&settings).context("cannot prepare configDir")?;
+        let kiln_exe = std::env::current_exe().context("cannot find kiln's own executable")?;
+        let bakery = Bakery::new(settings, Arc::new(store), kiln_exe);
+        let found = bakery.recover().context("cannot read unfinished bakes")?;
+        if found != Default::default() {
+            tracing::info!(
+                reattached = found.reattached,
+                requeued = found.requeued,
+                lost = found.lost,
+                "recovered unfinished bakes"
+            );
+        }
+        Ok(Application { listener, bakery })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn bakery(&self) -> &Bakery {
+        &self.bakery
+    }
+
+    pub async fn run_until_stopped(
+        self,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let addr = self.listener.local_addr()?;
+        tracing::info!(%addr, instance = self.bakery.instance_id(), "kiln is serving");
+        let bakery = self.bakery.clone();
+        axum::serve(self.listener, crate::api::router(self.bakery))
+            .with_graceful_shutdown(stop)
+            .await
+            .context("the HTTP server failed")?;
+        bakery.shutdown();
+        tracing::info!(
+            "kiln stopped; running bakes continue and are re-attached at the next start"
+        );
+        Ok(())
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

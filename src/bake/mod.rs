@@ -8,5 +8,5 @@ mod status;
 
 pub use artifact::Artifact;
 pub use record::{BakeDetails, BakeRecord, Recipe};
-pub use request::{BakeRequest, RequestError};
-pub use status::{BakeState, BakeStatus, BakeResult, Cause, Phase};
+pub use request::{BakeRequest, RequestError, present};
+pub use status::{BakeResult, BakeState, BakeStatus, Cause, Phase};

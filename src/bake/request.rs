@@ -125,6 +125,9 @@ mod tests {
         let err = BakeRequest::from_json(br#"{"upgrade":"yes please"}"#).unwrap_err();
         assert!(err.to_string().contains("field 'upgrade'"), "{err}");
         let err = BakeRequest::from_json(br#"{"package": "#).unwrap_err();
-        assert!(err.to_string().starts_with("malformed bake request"), "{err}");
+        assert!(
+            err.to_string().starts_with("malformed bake request"),
+            "{err}"
+        );
     }
 }

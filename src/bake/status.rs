@@ -168,12 +168,18 @@ mod tests {
     #[test]
     fn an_unknown_phase_lists_the_valid_ones() {
         let err = "done".parse::<Phase>().unwrap_err().to_string();
-        assert!(err.contains("queued, running, succeeded, failed, canceled"), "{err}");
+        assert!(
+            err.contains("queued, running, succeeded, failed, canceled"),
+            "{err}"
+        );
     }
 
     #[test]
     fn a_failed_bake_reads_canceled_failure_on_the_wire_as_in_rosco() {
-        assert_eq!(Phase::Failed.wire(), (BakeState::Canceled, Some(BakeResult::Failure)));
+        assert_eq!(
+            Phase::Failed.wire(),
+            (BakeState::Canceled, Some(BakeResult::Failure))
+        );
         assert_eq!(Phase::Queued.wire(), (BakeState::Running, None));
         let json = serde_json::to_value(BakeStatus::of("x", Phase::Succeeded)).unwrap();
         assert_eq!(

@@ -1,1 +1,11 @@
-//! (in progress)
+//! kiln's configuration, in Rosco's `rosco.yml` shape: the keys Halyard and the Spinnaker
+//! Operator write (`rosco.configDir`, `aws.bakeryDefaults.*`, …) plus kiln's own under `kiln:`.
+//! It is read and checked once ([`load`]); the rest of kiln gets a typed [`Settings`].
+
+mod duration;
+mod load;
+mod model;
+
+pub use duration::{DurationText, parse_duration};
+pub use load::{Loaded, load, load_str};
+pub use model::*;

@@ -1,1 +1,14 @@
-//! (in progress)
+//! Turning a bake request into a Packer recipe, one cloud at a time. A provider picks the base
+//! image and the template and produces the Packer variables; what is common to every provider
+//! (packages, repository, extended attributes, the template's location, the bake identity) lives
+//! in [`common`]. Only AWS exists today; the qemu provider is planned.
+
+mod aws;
+mod common;
+mod identity;
+mod paths;
+
+pub use common::{BakeError, Prepared, RecipeContext, prepare};
+pub use identity::Identity;
+pub use identity::sha256_hex as identity_digest;
+pub use paths::resolve_in_config_dir;

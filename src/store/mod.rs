@@ -9,9 +9,11 @@
 //!   resurrects a canceled bake.
 //! - Logs are appended in chunks and read back whole; nothing rewrites a whole log.
 
+#[cfg(test)]
+pub(crate) mod conformance;
 mod sqlite;
 
-// pub use sqlite::SqliteStore;
+pub use sqlite::SqliteStore;
 
 use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
 

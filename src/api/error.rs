@@ -1,0 +1,110 @@
+//! How errors leave the API. Rosco answers through Spring, so kiln answers in Spring's error
+//! shape (`timestamp, status, error, message, path`); bakeOptions' 404 has Rosco's own shape.
+//! 4xx messages tell the caller what to fix. 5xx bodies are opaque: the real error is logged
+//! here, never sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+    path: String,
+    options_shape: bool,
+}
+
+impl ApiError {
+    pub fn bad_request(path: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, path, message)
+    }
+
+    pub fn not_found(path: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, path, message)
+    }
+
+    pub fn unavailable(path: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, path, message)
+    }
+
+    /// Rosco's bakeOptions 404: `{error: "bake.options.not.found", status, messages}`.
+    pub fn options_not_found(path: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            options_shape: true,
+            ..Self::new(StatusCode::NOT_FOUND, path, message)
+        }
+    }
+
+    /// An unexpected failure: logged in full, answered with a generic 500.
+    pub fn internal(path: &str, err: impl std::fmt::Display) -> Self {
+        tracing::error!(path, error = %err, "request failed");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            path,
+            "internal error; see kiln's log",
+        )
+    }
+
+    fn new(status: StatusCode, path: &str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            message: message.into(),
+            path: path.to_string(),
+            options_shape: false,
+        }
+    }
+}
+
+impl From<(&str, crate::store::StoreError)> for ApiError {
+    fn from((path, e): (&str, crate::store::StoreError)) -> Self {
+        match e {
+            crate::store::StoreError::Unavailable(_) => {
+                tracing::error!(path, error = %e, "store unavailable");
+                ApiError::unavailable(path, "the bake store is unavailable; retry shortly")
+            }
+            other => ApiError::internal(path, other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = if self.options_shape {
+            json!({"error": "bake.options.not.found", "status": "NOT_FOUND", "messages": [self.message]})
+        } else {
+            json!({
+                "timestamp": now_iso8601(),
+                "status": self.status.as_u16(),
+                "error": self.status.canonical_reason().unwrap_or(""),
+                "message": self.message,
+                "path": self.path,
+            })
+        };
+        (self.status, Json(body)).into_response()
+    }
+}
+
+/// The current time as Spring prints it (`2026-11-24T21:38:40.123+00:00`).
+fn now_iso8601() -> String {
+    let ms = crate::bakery::now_ms();
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}

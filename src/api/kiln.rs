@@ -1,0 +1,114 @@
+//! kiln's own view of a bake, next to Rosco's v1 shapes: its phase (with `queued` and the queue
+//! position), why it ended, its identity and the inputs behind it, and a live log stream.
+
+use super::ApiError;
+use crate::bake::BakeRecord;
+use crate::bakery::Bakery;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::time::Duration;
+
+/// The full view of one bake.
+pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
+    json!({
+        "id": r.id,
+        "phase": r.phase,
+        "queue_position": bakery.queue_position(&r.id),
+        "cause": r.cause,
+        "error": r.error,
+        "region": r.region,
+        "provider": r.provider,
+        "rosco_key": r.key,
+        "identity": r.identity,
+        "inputs": r.inputs,
+        "recipe": r.recipe,
+        "request": r.request,
+        "created_ms": r.created_ms,
+        "started_ms": r.started_ms,
+        "updated_ms": r.updated_ms,
+        "details": r.details,
+    })
+}
+
+/// `GET /api/kiln/v1/bakes/{id}`.
+pub async fn bake(
+    State(bakery): State<Bakery>,
+    Path(id): Path<String>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let record = bakery
+        .store()
+        .get(&id)
+        .map_err(|e| ApiError::from((path, e)))?
+        .ok_or_else(|| ApiError::not_found(path, format!("no bake with id '{id}'")))?;
+    Ok(Json(bake_view(&bakery, &record)))
+}
+
+#[derive(Deserialize)]
+pub struct StreamQuery {
+    from: Option<usize>,
+}
+
+/// `GET /api/kiln/v1/bakes/{id}/logs/stream?from=N` — Server-Sent Events: the log from byte `N`
+/// (or the `Last-Event-ID`), then new text as it arrives; each event's id is the offset after
+/// it, so a client can resume. The stream ends when the bake has ended and all is sent.
+pub async fn stream_logs(
+    State(bakery): State<Bakery>,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let path = uri.path();
+    if bakery
+        .store()
+        .get(&id)
+        .map_err(|e| ApiError::from((path, e)))?
+        .is_none()
+    {
+        return Err(ApiError::not_found(path, format!("no bake with id '{id}'")));
+    }
+    let resume = headers
+        .get("Last-Event-ID")
+        .and_then(|h| h.to_str().ok())
+        .and_then(|s| s.parse().ok());
+    let offset = q.from.or(resume).unwrap_or(0);
+    let events = stream::unfold(
+        (bakery, id, offset, false),
+        |(bakery, id, offset, done)| async move {
+            if done {
+                return None;
+            }
+            loop {
+                let finished = bakery
+                    .store()
+                    .get(&id)
+                    .ok()
+                    .flatten()
+                    .is_none_or(|r| r.phase.is_finished());
+                let text = bakery
+                    .store()
+                    .read_log_from(&id, offset)
+                    .unwrap_or_default();
+                if !text.is_empty() {
+                    let next = offset + text.len();
+                    let event = Event::default().id(next.to_string()).data(text);
+                    return Some((Ok(event), (bakery, id, next, false)));
+                }
+                if finished {
+                    let event = Event::default().event("end").data("bake finished");
+                    return Some((Ok(event), (bakery, id, offset, true)));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        },
+    );
+    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}

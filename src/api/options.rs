@@ -1,0 +1,93 @@
+//! `GET /bakeOptions…`: the base images each enabled provider offers, in Rosco's shape.
+
+use super::ApiError;
+use crate::bakery::Bakery;
+use crate::config::{BaseImage, Settings};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::Uri;
+use serde_json::{Value, json};
+
+fn base_image_json(b: &BaseImage) -> Value {
+    json!({
+        "id": b.id,
+        "shortDescription": b.short_description,
+        "detailedDescription": b.detailed_description,
+        "packageType": b.package_type.as_deref().unwrap_or("deb").to_ascii_uppercase(),
+        "templateFile": b.template_file,
+        "osType": b.os_type.as_deref().unwrap_or("linux"),
+        "customRepository": b.custom_repository,
+    })
+}
+
+fn providers(settings: &Settings) -> Vec<(&'static str, Vec<&BaseImage>)> {
+    let mut out = Vec::new();
+    if settings.aws.enabled {
+        let images = settings
+            .aws
+            .bakery_defaults
+            .base_images
+            .iter()
+            .map(|b| &b.base_image)
+            .collect();
+        out.push(("aws", images));
+    }
+    out
+}
+
+fn options_json(provider: &str, images: &[&BaseImage]) -> Value {
+    json!({"cloudProvider": provider, "baseImages": images.iter().map(|b| base_image_json(b)).collect::<Vec<_>>()})
+}
+
+pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
+    let settings = bakery.settings();
+    let all: Vec<Value> = providers(&settings)
+        .iter()
+        .map(|(p, imgs)| options_json(p, imgs))
+        .collect();
+    Json(Value::Array(all))
+}
+
+pub async fn one(
+    State(bakery): State<Bakery>,
+    Path(provider): Path<String>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let settings = bakery.settings();
+    let list = providers(&settings);
+    let Some((p, imgs)) = list.iter().find(|(p, _)| *p == provider) else {
+        return Err(ApiError::options_not_found(
+            uri.path(),
+            format!("Bake options not found. Cloud provider {provider} not found"),
+        ));
+    };
+    Ok(Json(options_json(p, imgs)))
+}
+
+pub async fn base_image(
+    State(bakery): State<Bakery>,
+    Path((provider, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let settings = bakery.settings();
+    let list = providers(&settings);
+    let Some((_, imgs)) = list.iter().find(|(p, _)| *p == provider) else {
+        return Err(ApiError::options_not_found(
+            uri.path(),
+            format!("Bake options not found. Cloud provider {provider} not found"),
+        ));
+    };
+    match imgs.iter().find(|b| b.id == id) {
+        Some(b) => Ok(Json(base_image_json(b))),
+        None => {
+            let ids: Vec<&str> = imgs.iter().map(|b| b.id.as_str()).collect();
+            Err(ApiError::options_not_found(
+                uri.path(),
+                format!(
+                    "Can't find base image with id {id} in {provider} base images: {}",
+                    ids.join(", ")
+                ),
+            ))
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Rosco's v1 bake endpoints: same paths, methods, JSON fields, status codes and messages.
+
+use super::ApiError;
+use crate::bake::{BakeRequest, BakeStatus};
+use crate::bakery::{Bakery, CancelError, CreateError};
+use crate::providers::BakeError;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, Uri};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+pub struct RebakeQuery {
+    rebake: Option<String>,
+}
+
+/// `POST /api/v1/{region}/bake?rebake=0|1` — only the exact string `1` means rebake.
+pub async fn create(
+    State(bakery): State<Bakery>,
+    Path(region): Path<String>,
+    Query(q): Query<RebakeQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Bytes,
+) -> Result<(HeaderMap, Json<BakeStatus>), ApiError> {
+    let path = uri.path();
+    let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(path, e.0))?;
+    let header = headers
+        .get("X-SPINNAKER-EXECUTION-ID")
+        .and_then(|h| h.to_str().ok())
+        .map(String::from);
+    let rebake = q.rebake.as_deref() == Some("1");
+    match bakery.create(&region, req, rebake, header) {
+        Ok(created) => {
+            let mut out = HeaderMap::new();
+            if created.reused {
+                let reason = format!(
+                    "same identity as bake {}, created at {} (epoch ms); see /api/kiln/v1/bakes/{}",
+                    created.record.id, created.record.created_ms, created.record.id
+                );
+                if let Ok(v) = reason.parse() {
+                    out.insert("X-Kiln-Reused", v);
+                }
+            }
+            Ok((
+                out,
+                Json(BakeStatus::of(&created.record.id, created.record.phase)),
+            ))
+        }
+        Err(CreateError::Invalid(e)) => Err(ApiError::bad_request(path, e.to_string())),
+        Err(CreateError::Store(e)) => Err((path, e).into()),
+    }
+}
+
+/// `GET /api/v1/{region}/status/{id}` — the region is ignored, as in Rosco.
+pub async fn status(
+    State(bakery): State<Bakery>,
+    Path((_region, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Json<BakeStatus>, ApiError> {
+    let path = uri.path();
+    match bakery
+        .store()
+        .get(&id)
+        .map_err(|e| ApiError::from((path, e)))?
+    {
+        Some(r) => Ok(Json(BakeStatus::of(&r.id, r.phase))),
+        None => Err(ApiError::bad_request(
+            path,
+            format!("Unable to retrieve status for '{id}'."),
+        )),
+    }
+}
+
+/// `GET /api/v1/{region}/bake/{id}` — for a multi-region bake, the path's region's image.
+pub async fn details(
+    State(bakery): State<Bakery>,
+    Path((region, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let missing =
+        || ApiError::bad_request(path, format!("Unable to retrieve bake details for '{id}'."));
+    let record = bakery
+        .store()
+        .get(&id)
+        .map_err(|e| ApiError::from((path, e)))?
+        .ok_or_else(missing)?;
+    let details = record.details.ok_or_else(missing)?;
+    let Some(view) = details.for_region(&region) else {
+        let regions = details.regions.unwrap_or_default().join(", ");
+        return Err(ApiError::bad_request(
+            path,
+            format!(
+                "Bake '{id}' produced no image in region '{region}'; its regions are: {regions}."
+            ),
+        ));
+    };
+    Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null)))
+}
+
+/// `GET /api/v1/{region}/logs/{id}` — everything logged so far, also while the bake runs.
+pub async fn logs(
+    State(bakery): State<Bakery>,
+    Path((_region, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    logs_of(&bakery, &id, uri.path())
+}
+
+/// `GET /api/v1/{region}/logs/image/{image}`.
+pub async fn logs_by_image(
+    State(bakery): State<Bakery>,
+    Path((region, image)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let id = bakery
+        .store()
+        .bake_for_image(&region, &image)
+        .map_err(|e| ApiError::from((path, e)))?
+        .ok_or_else(|| ApiError::not_found(path, "Logs not found."))?;
+    logs_of(&bakery, &id, path)
+}
+
+fn logs_of(bakery: &Bakery, id: &str, path: &str) -> Result<Json<Value>, ApiError> {
+    let log = bakery
+        .store()
+        .read_log(id)
+        .map_err(|e| ApiError::from((path, e)))?;
+    if log.is_empty() {
+        return Err(ApiError::not_found(path, "Logs not found."));
+    }
+    Ok(Json(json!({ "logsContent": log })))
+}
+
+/// `DELETE /api/v1/{region}/bake` — forgets the request's bake so the next one bakes again,
+/// and (unlike Rosco) stops it if it still runs.
+pub async fn delete(
+    State(bakery): State<Bakery>,
+    Path(region): Path<String>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<String, ApiError> {
+    let path = uri.path();
+    let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(path, e.0))?;
+    let prepared = bakery
+        .prepare(&region, &req)
+        .map_err(|e| invalid(path, e))?;
+    let store = bakery.store();
+    let found = store
+        .get_by_identity(&prepared.identity.digest)
+        .map_err(|e| ApiError::from((path, e)))?;
+    let Some(record) = found else {
+        return Err(ApiError::bad_request(
+            path,
+            format!("Unable to locate bake with key '{}'.", prepared.key),
+        ));
+    };
+    if !record.phase.is_finished() {
+        let _ = bakery.cancel(&record.id);
+    }
+    store
+        .unbind(&record.id)
+        .map_err(|e| ApiError::from((path, e)))?;
+    Ok(format!(
+        "Deleted bake '{}' with id '{}'.",
+        record.key, record.id
+    ))
+}
+
+/// `GET /api/v1/{region}/cancel/{id}` (a GET, as in Rosco). A finished bake is left as it is.
+pub async fn cancel(
+    State(bakery): State<Bakery>,
+    Path((_region, id)): Path<(String, String)>,
+    uri: Uri,
+) -> Result<String, ApiError> {
+    let path = uri.path();
+    match bakery.cancel(&id) {
+        Ok(_) => Ok(format!("Canceled bake '{id}'.")),
+        Err(CancelError::NotIncomplete(_)) => Err(ApiError::bad_request(
+            path,
+            format!("Unable to locate incomplete bake with id '{id}'."),
+        )),
+        Err(CancelError::Store(e)) => Err((path, e).into()),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeleteRequests {
+    #[serde(default)]
+    pipeline_execution_ids: Vec<String>,
+}
+
+/// `POST /api/v1/bakes/delete-requests` — drops every bake of these pipeline executions,
+/// stopping those still running.
+pub async fn delete_requests(
+    State(bakery): State<Bakery>,
+    uri: Uri,
+    body: Bytes,
+) -> Result<(), ApiError> {
+    let path = uri.path();
+    let req: DeleteRequests = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(path, format!("malformed delete request: {e}")))?;
+    let ids: Vec<String> = req
+        .pipeline_execution_ids
+        .iter()
+        .map(|e| e.split(':').next().unwrap_or(e).to_string())
+        .collect();
+    let unfinished = bakery
+        .store()
+        .unfinished()
+        .map_err(|e| ApiError::from((path, e)))?;
+    for r in unfinished
+        .iter()
+        .filter(|r| r.execution_id.as_ref().is_some_and(|e| ids.contains(e)))
+    {
+        let _ = bakery.cancel(&r.id);
+    }
+    bakery
+        .store()
+        .delete_by_executions(&ids)
+        .map_err(|e| ApiError::from((path, e)))?;
+    Ok(())
+}
+
+fn invalid(path: &str, e: BakeError) -> ApiError {
+    ApiError::bad_request(path, e.to_string())
+}

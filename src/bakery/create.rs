@@ -1,0 +1,150 @@
+//! Creating a bake (Rosco's `createBake`): recipe, identity, dedupe or rebake, then the queue.
+
+use super::{Bakery, lock, now_ms};
+use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe};
+use crate::packer::command;
+use crate::providers::{BakeError, Prepared, RecipeContext, prepare};
+use crate::store::{Created as Stored, StoreError};
+use std::collections::BTreeMap;
+
+/// The answer to a create.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub record: BakeRecord,
+    /// Set when an existing bake answered the request.
+    pub reused: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    Invalid(#[from] BakeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Bakery {
+    /// Builds the recipe for a request in a region.
+    pub fn prepare(&self, region: &str, req: &BakeRequest) -> Result<Prepared, BakeError> {
+        let settings = self.settings();
+        let config_dir = settings.config_dir();
+        let ctx = RecipeContext {
+            settings: &settings,
+            config_dir: &config_dir,
+            region,
+            now_ms: now_ms(),
+        };
+        prepare(req, &ctx)
+    }
+
+    /// Creates a bake, or answers with the existing bake of the same identity (unless
+    /// `rebake`, which always starts a new one and stops the old one if it still runs).
+    pub fn create(
+        &self,
+        region: &str,
+        mut req: BakeRequest,
+        rebake: bool,
+        execution_header: Option<String>,
+    ) -> Result<Created, CreateError> {
+        if let Some(h) = execution_header.filter(|h| !h.is_empty()) {
+            req.spinnaker_execution_id = Some(h);
+        }
+        let prepared = self.prepare(region, &req)?;
+        let store = self.store();
+        if rebake && let Some(old) = store.get_by_identity(&prepared.identity.digest)? {
+            if !old.phase.is_finished() {
+                let _ = self.cancel(&old.id);
+            }
+            store.unbind(&old.id)?;
+        }
+        let record = self.new_record(region, &req, &prepared);
+        match store.create(&record, !rebake)? {
+            Stored::Existing(existing) => {
+                self.metrics().requested("duplicate");
+                Ok(Created {
+                    record: *existing,
+                    reused: true,
+                })
+            }
+            Stored::New => {
+                self.metrics()
+                    .requested(if rebake { "rebake" } else { "plain" });
+                self.enqueue(record.clone(), prepared);
+                Ok(Created {
+                    record,
+                    reused: false,
+                })
+            }
+        }
+    }
+
+    fn new_record(&self, region: &str, req: &BakeRequest, p: &Prepared) -> BakeRecord {
+        let settings = self.settings();
+        let id = req
+            .request_id
+            .clone()
+            .filter(|r| !r.trim().is_empty())
+            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let invocation = command::build(p, &settings, std::path::Path::new("<private>"));
+        let masked = settings.masked_parameters();
+        let now = now_ms();
+        BakeRecord {
+            id,
+            key: p.key.clone(),
+            identity: p.identity.digest.clone(),
+            region: region.to_string(),
+            provider: p.provider.clone(),
+            phase: Phase::Queued,
+            cause: None,
+            request: redacted_request(req, &masked),
+            recipe: Recipe {
+                name: p.image_name.clone(),
+                version: p.app_version.clone(),
+                command: invocation.shown(&masked),
+                variables: shown_variables(p),
+                template: p.template_name.clone(),
+            },
+            inputs: p.identity.inputs.clone(),
+            created_ms: now,
+            updated_ms: now,
+            started_ms: None,
+            details: None,
+            error: None,
+            execution_id: req
+                .spinnaker_execution_id
+                .as_deref()
+                .map(|e| e.split(':').next().unwrap_or(e).to_string()),
+            instance_id: self.instance_id().to_string(),
+        }
+    }
+
+    /// Queues a stored bake and spawns the task that runs it when a slot frees up.
+    pub(super) fn enqueue(&self, record: BakeRecord, prepared: Prepared) {
+        let token = tokio_util::sync::CancellationToken::new();
+        lock(&self.inner.active).insert(record.id.clone(), token.clone());
+        lock(&self.inner.waiting).push(record.id.clone());
+        let bakery = self.clone();
+        tokio::spawn(async move { bakery.run_when_ready(record, prepared, token).await });
+    }
+}
+
+fn shown_variables(p: &Prepared) -> BTreeMap<String, String> {
+    let mut vars: BTreeMap<String, String> = p.variables.iter().cloned().collect();
+    for (k, _) in &p.secret_variables {
+        vars.insert(k.clone(), "******".into());
+    }
+    vars
+}
+
+/// The request as stored: masked extended attributes lose their values.
+fn redacted_request(req: &BakeRequest, masked: &[String]) -> serde_json::Value {
+    let mut req = req.clone();
+    if let Some(attrs) = req.extended_attributes.as_mut() {
+        for (k, v) in attrs.iter_mut() {
+            if masked.contains(k) {
+                *v = serde_json::Value::String("******".into());
+            }
+        }
+    }
+    serde_json::to_value(&req).unwrap_or(serde_json::Value::Null)
+}

@@ -1,0 +1,180 @@
+//! The bakery service: it takes requests, deduplicates them by bake identity, queues them,
+//! runs Packer, and settles each bake exactly once. HTTP handlers call it and nothing else; it
+//! knows nothing of HTTP.
+//!
+//! Invariants:
+//! - A bake's phase changes only through [`BakeStore::transition`], which refuses to change a
+//!   finished bake; so a late result can never resurrect a canceled bake.
+//! - Every bake that enters the queue is settled: by its run, by a cancel, or at the next start
+//!   (re-attached, re-queued or marked lost).
+//! - Secrets are only in memory and in Packer's environment.
+
+mod create;
+mod logs;
+mod metrics;
+mod recover;
+pub use recover::Recovered;
+mod run;
+
+pub use create::{CreateError, Created};
+pub use metrics::Metrics;
+
+use crate::bake::{BakeRecord, Cause, Phase};
+use crate::config::Settings;
+use crate::store::{BakeStore, StoreError, Transition};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+/// Shared handle to the bakery.
+#[derive(Clone)]
+pub struct Bakery {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: RwLock<Arc<Settings>>,
+    store: Arc<dyn BakeStore>,
+    instance_id: String,
+    kiln_exe: PathBuf,
+    /// Bakes this process is queuing or running, with the token that stops them.
+    active: Mutex<HashMap<String, CancellationToken>>,
+    /// Bakes waiting for a slot, in arrival order (for positions in kiln's API).
+    waiting: Mutex<Vec<String>>,
+    slots: Arc<Semaphore>,
+    metrics: Metrics,
+    /// Stops background work on shutdown, without canceling bakes.
+    shutdown: CancellationToken,
+}
+
+/// Why a cancel did not happen (Rosco's 400 message).
+#[derive(Debug, thiserror::Error)]
+pub enum CancelError {
+    #[error("Unable to locate incomplete bake with id '{0}'.")]
+    NotIncomplete(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl Bakery {
+    pub fn new(settings: Settings, store: Arc<dyn BakeStore>, kiln_exe: PathBuf) -> Bakery {
+        let host = hostname();
+        let slots = Arc::new(Semaphore::new(settings.max_concurrent()));
+        Bakery {
+            inner: Arc::new(Inner {
+                settings: RwLock::new(Arc::new(settings)),
+                store,
+                instance_id: format!("{}@{host}", uuid::Uuid::new_v4()),
+                kiln_exe,
+                active: Mutex::new(HashMap::new()),
+                waiting: Mutex::new(Vec::new()),
+                slots,
+                metrics: Metrics::default(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner
+            .settings
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Replaces the settings for bakes created from now on; running bakes keep theirs.
+    pub fn replace_settings(&self, settings: Settings) {
+        match self.inner.settings.write() {
+            Ok(mut s) => *s = Arc::new(settings),
+            Err(p) => *p.into_inner() = Arc::new(settings),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<dyn BakeStore> {
+        &self.inner.store
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.inner.instance_id
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.settings().data_dir()
+    }
+
+    fn run_dir(&self, id: &str) -> PathBuf {
+        self.data_dir().join("runs").join(id)
+    }
+
+    /// Ids of the bakes this process is running or queuing.
+    pub fn active_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = lock(&self.inner.active).keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    /// The 1-based queue position of a waiting bake.
+    pub fn queue_position(&self, id: &str) -> Option<usize> {
+        lock(&self.inner.waiting)
+            .iter()
+            .position(|w| w == id)
+            .map(|p| p + 1)
+    }
+
+    pub fn queued_count(&self) -> usize {
+        lock(&self.inner.waiting).len()
+    }
+
+    /// Cancels a queued or running bake: it reads CANCELED at once, and its Packer (if any) is
+    /// stopped with SIGTERM, given the grace period to clean up, then killed.
+    pub fn cancel(&self, id: &str) -> Result<BakeRecord, CancelError> {
+        let now = now_ms();
+        let change = Transition {
+            cause: Some(Cause::Canceled),
+            error: Some("canceled on request".into()),
+            details: None,
+        };
+        let record = self
+            .inner
+            .store
+            .transition(id, Phase::Canceled, change, now)?
+            .ok_or_else(|| CancelError::NotIncomplete(id.to_string()))?;
+        if let Some(token) = lock(&self.inner.active).get(id) {
+            token.cancel();
+        }
+        self.inner
+            .metrics
+            .completed(Cause::Canceled, &record.region, now - record.created_ms);
+        Ok(record)
+    }
+
+    /// Stops background work; bakes keep running under their supervisors and are re-attached by
+    /// the next start.
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into())
+}

@@ -1,0 +1,124 @@
+//! Start-up after a stop or a crash: nothing stays RUNNING. A running bake whose Packer still
+//! runs (or finished while kiln was down) is re-attached and settled from its run dir; one whose
+//! Packer is gone without a result is settled as lost; queued bakes go back in the queue in
+//! their original order.
+
+use super::logs::LogSink;
+use super::{Bakery, lock, now_ms};
+use crate::bake::{BakeRecord, BakeRequest, Cause, Phase};
+use crate::packer::run::{self, Limits};
+use crate::store::{StoreError, Transition};
+use std::time::{Duration, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// What start-up found, for the log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovered {
+    pub reattached: usize,
+    pub requeued: usize,
+    pub lost: usize,
+}
+
+impl Bakery {
+    /// Settles or resumes every unfinished bake. Call once, inside the runtime, before serving.
+    pub fn recover(&self) -> Result<Recovered, StoreError> {
+        let mut found = Recovered::default();
+        for record in self.inner.store.unfinished()? {
+            match record.phase {
+                Phase::Running => {
+                    if self.reattach(record.clone()) {
+                        found.reattached += 1;
+                    } else {
+                        self.settle_lost(&record);
+                        found.lost += 1;
+                    }
+                }
+                _ => {
+                    self.requeue(record);
+                    found.requeued += 1;
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    fn reattach(&self, record: BakeRecord) -> bool {
+        let run_dir = self.run_dir(&record.id);
+        let Some(run) = run::reattach(&run_dir) else {
+            return false;
+        };
+        let settings = self.settings();
+        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let (total, idle) = match self.prepare(&record.region, &req) {
+            Ok(p) => (p.timeout, p.idle_timeout),
+            Err(_) => (settings.job_timeout(), settings.idle_timeout()),
+        };
+        let limits = Limits {
+            total,
+            idle,
+            kill_grace: settings.kill_grace(),
+        };
+        let started = UNIX_EPOCH
+            + Duration::from_millis(record.started_ms.unwrap_or(record.created_ms).max(0) as u64);
+        let offset = LogSink::consumed_offset(&run_dir);
+        let token = CancellationToken::new();
+        lock(&self.inner.active).insert(record.id.clone(), token.clone());
+        let bakery = self.clone();
+        tokio::spawn(async move {
+            let id = record.id.clone();
+            let _ = bakery.inner.store.append_log(
+                &id,
+                "kiln: re-attached to this bake's Packer run after a restart\n",
+            );
+            bakery
+                .follow(record, run, offset, started, limits, token)
+                .await;
+            lock(&bakery.inner.active).remove(&id);
+        });
+        true
+    }
+
+    fn settle_lost(&self, record: &BakeRecord) {
+        let error =
+            "kiln restarted and this bake's Packer run was gone without a result; bake again"
+                .to_string();
+        let _ = self
+            .inner
+            .store
+            .append_log(&record.id, &format!("kiln: {error}\n"));
+        let now = now_ms();
+        let change = Transition {
+            cause: Some(Cause::LostOnRestart),
+            error: Some(error),
+            details: None,
+        };
+        if let Ok(Some(done)) = self
+            .inner
+            .store
+            .transition(&record.id, Phase::Failed, change, now)
+        {
+            self.inner
+                .metrics
+                .completed(Cause::LostOnRestart, &done.region, now - done.created_ms);
+        }
+    }
+
+    fn requeue(&self, record: BakeRecord) {
+        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        match self.prepare(&record.region, &req) {
+            Ok(prepared) => self.enqueue(record, prepared),
+            Err(e) => {
+                let error = format!("could not re-queue after a restart: {e}");
+                let change = Transition {
+                    cause: Some(Cause::LostOnRestart),
+                    error: Some(error),
+                    details: None,
+                };
+                let _ = self
+                    .inner
+                    .store
+                    .transition(&record.id, Phase::Failed, change, now_ms());
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! Running a bake: wait for a slot, start Packer under its supervisor, follow its output, and
+//! settle the bake the moment Packer exits (no polling interval in between).
+
+use super::logs::{FLUSH_EVERY, LogSink};
+use super::{Bakery, lock, now_ms};
+use crate::bake::{Artifact, BakeDetails, BakeRecord, Cause, Phase};
+use crate::packer::command;
+use crate::packer::run::{self, Ending, Limits, Run, RunReport, RunSpec, StoppedBy};
+use crate::providers::Prepared;
+use crate::store::Transition;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+impl Bakery {
+    /// Waits for a slot, then runs the bake. A cancel while waiting ends it without running.
+    pub(super) async fn run_when_ready(
+        &self,
+        record: BakeRecord,
+        prepared: Prepared,
+        token: CancellationToken,
+    ) {
+        let permit = tokio::select! {
+            p = self.inner.slots.clone().acquire_owned() => p.ok(),
+            _ = token.cancelled() => None,
+        };
+        lock(&self.inner.waiting).retain(|w| w != &record.id);
+        if permit.is_some() {
+            let running = self.inner.store.transition(
+                &record.id,
+                Phase::Running,
+                Transition::default(),
+                now_ms(),
+            );
+            if let Ok(Some(record)) = running {
+                self.run_packer(record, &prepared, token).await;
+            }
+        }
+        lock(&self.inner.active).remove(&record.id);
+    }
+
+    async fn run_packer(&self, record: BakeRecord, p: &Prepared, token: CancellationToken) {
+        let settings = self.settings();
+        let run_dir = self.run_dir(&record.id);
+        let secret_dir = match private_dir() {
+            Ok(d) => d,
+            Err(e) => return self.fail_to_start(&record, &e),
+        };
+        let inv = command::build(p, &settings, secret_dir.path());
+        if let Some((path, body)) = &inv.secret_var_file
+            && let Err(e) = write_private(path, body)
+        {
+            return self.fail_to_start(&record, &e);
+        }
+        let mut env = inv.env.clone();
+        let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+        for (i, (_, v)) in p.secret_variables.iter().enumerate() {
+            let name = format!("KILN_REDACT_{i}");
+            env.push((name.clone(), v.clone()));
+            redact_env.push(name);
+        }
+        let spec = RunSpec {
+            argv: inv.argv.clone(),
+            cwd: Some(settings.config_dir()),
+            redact_env,
+            max_log_bytes: settings.max_log_bytes(),
+        };
+        let started = run::start(&self.inner.kiln_exe, &run_dir, &spec, &env).await;
+        let run = match started {
+            Ok(run) => run,
+            Err(e) => return self.fail_to_start(&record, &e),
+        };
+        let limits = Limits {
+            total: p.timeout,
+            idle: p.idle_timeout,
+            kill_grace: settings.kill_grace(),
+        };
+        self.follow(record, run, 0, SystemTime::now(), limits, token)
+            .await;
+        drop(secret_dir);
+    }
+
+    /// Follows a run from `offset` until Packer has exited, then settles the bake.
+    pub(super) async fn follow(
+        &self,
+        record: BakeRecord,
+        run: Run,
+        offset: u64,
+        started: SystemTime,
+        limits: Limits,
+        token: CancellationToken,
+    ) {
+        let run_dir = self.run_dir(&record.id);
+        let settings = self.settings();
+        let mut sink = LogSink::new(
+            self.inner.store.clone(),
+            &record.id,
+            run_dir.clone(),
+            settings.max_log_bytes(),
+        );
+        if offset > 0 {
+            replay(&mut sink, &run_dir, offset);
+        }
+        let sink = Arc::new(Mutex::new(sink));
+        let ticker = spawn_flusher(sink.clone());
+        let report = {
+            let sink = sink.clone();
+            run.follow(offset, started, &limits, token, move |line, end| {
+                lock(&sink).line(line, end);
+            })
+            .await
+        };
+        ticker.abort();
+        let mut sink = match Arc::try_unwrap(sink) {
+            Ok(m) => m.into_inner().unwrap_or_else(|p| p.into_inner()),
+            Err(shared) => std::mem::replace(
+                &mut *lock(&shared),
+                LogSink::new(self.inner.store.clone(), &record.id, run_dir.clone(), 0),
+            ),
+        };
+        self.settle(&record, &report, &limits, &mut sink);
+        sink.flush();
+    }
+
+    /// Turns a run's report into the bake's final phase, details and metrics.
+    fn settle(&self, record: &BakeRecord, report: &RunReport, limits: &Limits, sink: &mut LogSink) {
+        let now = now_ms();
+        let last = sink
+            .last_text
+            .clone()
+            .unwrap_or_else(|| "(no output)".into());
+        let (phase, cause, error) = match (report.ending, report.stopped_by) {
+            (_, Some(StoppedBy::Canceled)) => (Phase::Canceled, Cause::Canceled, "canceled on request".to_string()),
+            (_, Some(StoppedBy::Timeout)) => (
+                Phase::Failed,
+                Cause::Timeout,
+                format!("stopped: the bake's total time limit of {} was reached; Packer was last doing: {last}", human(limits.total)),
+            ),
+            (_, Some(StoppedBy::IdleTimeout)) => (
+                Phase::Failed,
+                Cause::IdleTimeout,
+                format!("stopped: Packer printed nothing for {} (the no-output limit); it was last doing: {last}", human(limits.idle)),
+            ),
+            (Ending::Exited(0), None) => (Phase::Succeeded, Cause::Success, String::new()),
+            (Ending::Exited(code), None) => (Phase::Failed, Cause::JobFailed, failure(&sink.outcome.errors, &format!("packer exited with code {code}"))),
+            (Ending::Signaled(sig), None) => (Phase::Failed, Cause::JobFailed, format!("packer was killed by signal {sig}")),
+            (Ending::Lost, None) => (
+                Phase::Failed,
+                Cause::LostOnRestart,
+                "the Packer run for this bake stopped while kiln was down, and its result is unknown; bake again".to_string(),
+            ),
+        };
+        if phase != Phase::Succeeded {
+            sink.note(&format!("kiln: bake {}: {error}", phase.as_str()));
+        }
+        if report.killed {
+            sink.note("kiln: Packer did not stop within the grace period after SIGTERM and was killed (kiln.jobs.killGrace)");
+        }
+        let details = (phase == Phase::Succeeded).then(|| self.details(record, &sink.outcome));
+        let change = Transition {
+            cause: Some(cause),
+            error: (!error.is_empty()).then_some(error),
+            details: details.clone(),
+        };
+        if let Some(d) = &details {
+            for a in d.artifacts.iter().flatten() {
+                if let (Some(loc), Some(reference)) = (&a.location, &a.reference) {
+                    let _ = self.inner.store.map_image(loc, reference, &record.id);
+                }
+            }
+            if d.artifacts.is_none()
+                && let Some(ami) = &d.ami
+            {
+                let _ = self.inner.store.map_image(&record.region, ami, &record.id);
+            }
+        }
+        // The log is complete before the phase changes, so a follower that sees the end has
+        // seen every line.
+        sink.flush();
+        match self.inner.store.transition(&record.id, phase, change, now) {
+            Ok(Some(done)) => {
+                self.inner
+                    .metrics
+                    .completed(cause, &done.region, now - done.created_ms)
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::error!(bake = %record.id, error = %e, "could not store the bake's result")
+            }
+        }
+    }
+
+    /// Rosco's `Bake` for a successful run: the image per region, decorated as a Spinnaker
+    /// artifact.
+    fn details(
+        &self,
+        record: &BakeRecord,
+        outcome: &crate::packer::output::Outcome,
+    ) -> BakeDetails {
+        let image_name = outcome
+            .image_name
+            .clone()
+            .unwrap_or_else(|| record.recipe.name.clone());
+        let request: crate::bake::BakeRequest =
+            serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let kind = format!("{}/image", record.provider);
+        let artifact = |location: &str, reference: &str| Artifact {
+            kind: Some(kind.clone()),
+            name: Some(image_name.clone()),
+            location: Some(location.to_string()),
+            reference: Some(reference.to_string()),
+            uuid: Some(record.id.clone()),
+            ..Artifact::default()
+        };
+        let artifacts: Vec<Artifact> = outcome
+            .artifacts
+            .iter()
+            .map(|(region, id)| {
+                artifact(
+                    if region.is_empty() {
+                        &record.region
+                    } else {
+                        region
+                    },
+                    id,
+                )
+            })
+            .collect();
+        let own = artifacts
+            .iter()
+            .find(|a| a.location.as_deref() == Some(record.region.as_str()))
+            .or(artifacts.first())
+            .cloned();
+        let mut decorated = own
+            .clone()
+            .unwrap_or_else(|| artifact(&record.region, &image_name));
+        let mut metadata = serde_json::Map::new();
+        metadata.insert(
+            "build_info_url".into(),
+            request.build_info_url.clone().into(),
+        );
+        metadata.insert("build_number".into(), request.build_number.clone().into());
+        decorated.metadata = Some(metadata);
+        BakeDetails {
+            id: record.id.clone(),
+            ami: own.as_ref().and_then(|a| a.reference.clone()),
+            image_name: Some(image_name),
+            regions: (!artifacts.is_empty()).then(|| {
+                artifacts
+                    .iter()
+                    .filter_map(|a| a.location.clone())
+                    .collect()
+            }),
+            artifact: Some(decorated),
+            artifacts: (artifacts.len() > 1).then_some(artifacts),
+            base_ami: None,
+        }
+    }
+
+    fn fail_to_start(&self, record: &BakeRecord, e: &std::io::Error) {
+        let error = format!("could not start Packer: {e}");
+        let _ = self
+            .inner
+            .store
+            .append_log(&record.id, &format!("kiln: {error}\n"));
+        let change = Transition {
+            cause: Some(Cause::JobFailed),
+            error: Some(error),
+            details: None,
+        };
+        let now = now_ms();
+        if let Ok(Some(done)) = self
+            .inner
+            .store
+            .transition(&record.id, Phase::Failed, change, now)
+        {
+            self.inner
+                .metrics
+                .completed(Cause::JobFailed, &done.region, now - done.created_ms);
+        }
+    }
+}
+
+fn failure(errors: &[String], fallback: &str) -> String {
+    if errors.is_empty() {
+        fallback.to_string()
+    } else {
+        errors.join("; ")
+    }
+}
+
+fn human(d: Option<Duration>) -> String {
+    match d {
+        Some(d) if d.as_secs() >= 60 && d.as_secs() % 60 == 0 => format!("{}m", d.as_secs() / 60),
+        Some(d) if d.as_secs() > 0 => format!("{}s", d.as_secs()),
+        Some(d) => format!("{}ms", d.as_millis()),
+        None => "none".into(),
+    }
+}
+
+fn spawn_flusher(sink: Arc<Mutex<LogSink>>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FLUSH_EVERY);
+        loop {
+            tick.tick().await;
+            lock(&sink).flush();
+        }
+    })
+}
+
+/// Feeds the lines stored before a restart to the result parser (not to the log again).
+fn replay(sink: &mut LogSink, run_dir: &std::path::Path, upto: u64) {
+    let Ok(bytes) = std::fs::read(run_dir.join("output.log")) else {
+        return;
+    };
+    let end = (upto as usize).min(bytes.len());
+    for line in String::from_utf8_lossy(&bytes[..end]).lines() {
+        sink.replay(line);
+    }
+}
+
+/// A private directory for a masked-variable file: 0700, outside the data dir, removed on drop.
+struct PrivateDir(std::path::PathBuf);
+
+impl PrivateDir {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn private_dir() -> std::io::Result<PrivateDir> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = base.join(format!("kiln-{}", uuid::Uuid::new_v4()));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+    Ok(PrivateDir(dir))
+}
+
+fn write_private(path: &std::path::Path, body: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(body.as_bytes())
+}

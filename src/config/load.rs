@@ -1,0 +1,354 @@
+//! Reading the configuration file: YAML → Spring's relaxed key binding → `${NAME:default}`
+//! placeholders from the environment → typed [`Settings`]. Unknown keys become warnings; a
+//! malformed file, a wrong type or an unresolvable placeholder is an error naming the key.
+
+use super::Settings;
+use anyhow::{Context, bail};
+use serde_yaml::{Mapping, Value};
+use std::path::Path;
+
+/// Settings plus what the loader wants the operator to know.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub settings: Settings,
+    pub warnings: Vec<String>,
+}
+
+/// Loads a config file, or the defaults when there is none.
+pub fn load(path: Option<&Path>) -> anyhow::Result<Loaded> {
+    let Some(path) = path else {
+        return load_str("", &|k| std::env::var(k).ok());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    load_str(&text, &|k| std::env::var(k).ok())
+        .with_context(|| format!("config file {}", path.display()))
+}
+
+/// Loads settings from YAML text; `env` answers placeholder lookups.
+pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Loaded> {
+    let raw: Value = if text.trim().is_empty() {
+        Value::Mapping(Mapping::new())
+    } else {
+        serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("malformed YAML: {e}"))?
+    };
+    let value = resolve(normalize(raw, false), "", env)?;
+    let mut warnings = Vec::new();
+    let mut on_unknown = |path: serde_ignored::Path| {
+        warnings.push(format!("unknown config key '{path}' is ignored"));
+    };
+    let ignored = serde_ignored::Deserializer::new(value, &mut on_unknown);
+    let settings: Settings = serde_path_to_error::deserialize(ignored).map_err(|e| {
+        let path = e.path().to_string();
+        anyhow::anyhow!("key '{path}': {}", e.into_inner())
+    })?;
+    check(&settings)?;
+    Ok(Loaded { settings, warnings })
+}
+
+/// Folds every key into camelCase: Spring treats `default-virtualization-type`,
+/// `default_virtualization_type` and `defaultVirtualizationType` as one key. The keys of
+/// `files:` are file names and stay as written.
+fn normalize(v: Value, verbatim_keys: bool) -> Value {
+    match v {
+        Value::Mapping(m) => Value::Mapping(
+            m.into_iter()
+                .map(|(k, v)| {
+                    let name = k.as_str().map(String::from);
+                    let key = match (&name, verbatim_keys) {
+                        (Some(s), false) => Value::String(camel(s)),
+                        _ => k,
+                    };
+                    let child_verbatim = !verbatim_keys && name.as_deref() == Some("files");
+                    (key, normalize(v, child_verbatim))
+                })
+                .collect(),
+        ),
+        Value::Sequence(s) => Value::Sequence(s.into_iter().map(|v| normalize(v, false)).collect()),
+        other => other,
+    }
+}
+
+fn camel(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '-' || c == '_' {
+            upper = !out.is_empty();
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Replaces `${NAME}` and `${NAME:default}` in string values. A value that was only a
+/// placeholder is re-read as YAML, so `${AWS_ENABLED:false}` is the boolean `false`.
+fn resolve(v: Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Value> {
+    Ok(match v {
+        Value::Mapping(m) => {
+            let mut out = Mapping::new();
+            for (k, v) in m {
+                let child = match k.as_str() {
+                    Some(s) if path.is_empty() => s.to_string(),
+                    Some(s) => format!("{path}.{s}"),
+                    None => path.to_string(),
+                };
+                out.insert(k, resolve(v, &child, env)?);
+            }
+            Value::Mapping(out)
+        }
+        Value::Sequence(s) => Value::Sequence(
+            s.into_iter()
+                .enumerate()
+                .map(|(i, v)| resolve(v, &format!("{path}[{i}]"), env))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+        Value::String(s) if s.contains("${") => {
+            let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
+            let text = substitute(&s, env).with_context(|| format!("key '{path}'"))?;
+            if whole {
+                serde_yaml::from_str::<Value>(&text)
+                    .ok()
+                    .filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
+                    .unwrap_or(Value::String(text))
+            } else {
+                Value::String(text)
+            }
+        }
+        other => other,
+    })
+}
+
+fn substitute(s: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let Some(end) = rest[start..].find('}') else {
+            bail!("unclosed placeholder in '{s}'");
+        };
+        let inner = &rest[start + 2..start + end];
+        let (name, default) = match inner.split_once(':') {
+            Some((n, d)) => (n, Some(d)),
+            None => (inner, None),
+        };
+        let value = lookup(name, env).or(default.map(String::from));
+        match value {
+            Some(v) => out.push_str(&v),
+            None => bail!(
+                "placeholder '${{{name}}}' has no value: set the environment variable {name} or write '${{{name}:default}}'"
+            ),
+        }
+        rest = &rest[start + end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Spring looks a property up as written and in its environment-variable form
+/// (`services.redis.baseUrl` → `SERVICES_REDIS_BASEURL`).
+fn lookup(name: &str, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+    env(name).or_else(|| {
+        let upper: String = name
+            .chars()
+            .map(|c| match c {
+                '.' | '-' => '_',
+                c => c.to_ascii_uppercase(),
+            })
+            .collect();
+        env(&upper)
+    })
+}
+
+/// Cross-field checks that serde cannot make.
+fn check(s: &Settings) -> anyhow::Result<()> {
+    let d = &s.aws.bakery_defaults;
+    if let Some(vt) = &d.default_virtualization_type
+        && vt != "hvm"
+        && vt != "pv"
+    {
+        bail!(
+            "key 'aws.bakeryDefaults.defaultVirtualizationType': '{vt}' is not a virtualization type (expected hvm or pv)"
+        );
+    }
+    let has_secret = d.aws_secret_key.as_ref().is_some_and(|k| !k.is_empty());
+    let has_access = d
+        .aws_access_key
+        .as_ref()
+        .is_some_and(|k| !k.trim().is_empty());
+    if has_secret != has_access {
+        bail!(
+            "key 'aws.bakeryDefaults': awsAccessKey and awsSecretKey go together; set both, or neither to use the default credential chain"
+        );
+    }
+    for (i, img) in d.base_images.iter().enumerate() {
+        let at = format!("aws.bakeryDefaults.baseImages[{i}]");
+        if img.base_image.id.trim().is_empty() {
+            bail!("key '{at}.baseImage.id': every base image needs an id");
+        }
+        if let Some(pt) = &img.base_image.package_type
+            && !["deb", "rpm", "nupkg"].contains(&pt.to_ascii_lowercase().as_str())
+        {
+            bail!(
+                "key '{at}.baseImage.packageType': '{pt}' is not a package type (expected deb, rpm or nupkg)"
+            );
+        }
+        for (j, vs) in img.virtualization_settings.iter().enumerate() {
+            if let Some(vt) = &vs.virtualization_type
+                && vt != "hvm"
+                && vt != "pv"
+            {
+                bail!(
+                    "key '{at}.virtualizationSettings[{j}].virtualizationType': '{vt}' is not a virtualization type (expected hvm or pv)"
+                );
+            }
+        }
+    }
+    if let Some(store) = &s.kiln.store
+        && store != "sqlite"
+    {
+        bail!("key 'kiln.store': '{store}' is not a store engine kiln has (expected sqlite)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(k: &str) -> Option<String> {
+        match k {
+            "AWS_ENABLED" => Some("true".into()),
+            "SERVICES_REDIS_BASEURL" => Some("redis://r:6379".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn relaxed_spellings_of_a_key_are_the_same_key() {
+        let l = load_str(
+            "aws:\n  bakery-defaults:\n    default-virtualization-type: pv\n    aws_subnet_id: subnet-1\n",
+            &env,
+        )
+        .unwrap();
+        let d = &l.settings.aws.bakery_defaults;
+        assert_eq!(d.default_virtualization_type.as_deref(), Some("pv"));
+        assert_eq!(d.aws_subnet_id.as_deref(), Some("subnet-1"));
+        assert!(l.warnings.is_empty(), "{:?}", l.warnings);
+    }
+
+    #[test]
+    fn placeholders_resolve_from_the_environment_with_defaults() {
+        let l = load_str(
+            "aws:\n  enabled: ${AWS_ENABLED:false}\nredis:\n  connection: ${services.redis.baseUrl:redis://localhost:6379}\ndebianRepository: ${DEB_REPO:http://deb stable main}\n",
+            &env,
+        )
+        .unwrap();
+        assert!(l.settings.aws.enabled);
+        assert_eq!(
+            l.settings.redis.connection.as_deref(),
+            Some("redis://r:6379")
+        );
+        assert_eq!(
+            l.settings.debian_repository.as_deref(),
+            Some("http://deb stable main")
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_a_warning_naming_its_path() {
+        let l = load_str("rosco:\n  configDirr: /x\n", &env).unwrap();
+        assert_eq!(
+            l.warnings,
+            vec!["unknown config key 'rosco.configDirr' is ignored"]
+        );
+    }
+
+    #[test]
+    fn a_wrong_type_names_the_key_and_what_was_expected() {
+        let e = load_str("server:\n  port: eighty\n", &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("server.port"), "{e}");
+        let e = load_str(
+            "aws:\n  bakeryDefaults:\n    awsAssociatePublicIpAddress: maybe\n",
+            &env,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("aws.bakeryDefaults.awsAssociatePublicIpAddress"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn malformed_yaml_stops_with_a_position() {
+        let e = load_str("server: [port\n", &env).unwrap_err().to_string();
+        assert!(e.contains("malformed YAML"), "{e}");
+    }
+
+    #[test]
+    fn an_unset_placeholder_without_default_says_what_to_set() {
+        let e = load_str("aws:\n  enabled: ${NOPE}\n", &env).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("set the environment variable NOPE"),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn halyard_written_aws_settings_are_read() {
+        let yaml = r#"
+aws:
+  enabled: true
+  bakeryDefaults:
+    awsAccessKey: AKIAEXAMPLE
+    awsSecretKey: s3cr3t-value
+    awsSubnetId: subnet-1
+    awsAssociatePublicIpAddress: false
+    templateFile: aws-ebs.json
+    baseImages:
+    - baseImage:
+        id: trusty
+        packageType: DEB
+      virtualizationSettings:
+      - region: us-east-1
+        virtualizationType: hvm
+        instanceType: t2.micro
+        sourceAmi: ami-1
+        sshUserName: ubuntu
+        spotPrice: 0
+templatesNeedingRoot: aws-chroot.json, aws-multi-chroot.json
+files:
+  profiles__rosco__packer__my_template.json: "{}"
+"#;
+        let l = load_str(yaml, &env).unwrap();
+        let d = &l.settings.aws.bakery_defaults;
+        assert_eq!(d.aws_secret_key.as_ref().unwrap().expose(), "s3cr3t-value");
+        assert!(!format!("{:?}", l.settings).contains("s3cr3t"));
+        assert_eq!(d.aws_associate_public_ip_address, Some(false));
+        assert_eq!(
+            d.base_images[0].virtualization_settings[0]
+                .spot_price
+                .as_deref(),
+            Some("0")
+        );
+        assert_eq!(l.settings.templates_needing_root().len(), 2);
+        assert!(
+            l.settings
+                .files
+                .contains_key("profiles__rosco__packer__my_template.json")
+        );
+    }
+
+    #[test]
+    fn a_secret_without_its_access_key_is_refused() {
+        let e = load_str("aws:\n  bakeryDefaults:\n    awsSecretKey: x\n", &env).unwrap_err();
+        assert!(e.to_string().contains("set both"), "{e}");
+    }
+}

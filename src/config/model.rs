@@ -1,0 +1,338 @@
+//! The typed settings. Field names are the camelCase form of Rosco's keys; the loader has already
+//! folded Spring's relaxed spellings (`default-virtualization-type`) into that form.
+
+use super::DurationText;
+use serde::{Deserialize, Deserializer, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything kiln reads from its configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub rosco: RoscoSettings,
+    pub default_cloud_provider_type: Option<String>,
+    #[serde(deserialize_with = "comma_list")]
+    pub templates_needing_root: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub debian_repository: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub yum_repository: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub chocolatey_repository: Option<String>,
+    pub packer: PackerSettings,
+    pub aws: AwsSettings,
+    pub redis: RedisSettings,
+    pub kiln: KilnSettings,
+    /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
+    pub files: BTreeMap<String, String>,
+    /// Spring settings kiln accepts and does not need (kept so they are not reported unknown).
+    pub spectator: Option<serde_yaml::Value>,
+    pub swagger: Option<serde_yaml::Value>,
+    pub services: Option<serde_yaml::Value>,
+    pub endpoints: Option<serde_yaml::Value>,
+    pub spring: Option<serde_yaml::Value>,
+    pub logging: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ServerSettings {
+    pub port: u16,
+    pub address: String,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            port: 8087,
+            address: "127.0.0.1".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RoscoSettings {
+    pub config_dir: Option<PathBuf>,
+    pub jobs: RoscoJobs,
+    /// Rosco's poller settings: kiln needs no poller, so they are accepted and ignored.
+    pub polling: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RoscoJobs {
+    pub local: RoscoLocalJobs,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RoscoLocalJobs {
+    pub timeout_minutes: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct PackerSettings {
+    pub timestamp: bool,
+    pub additional_parameters: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AwsSettings {
+    pub enabled: bool,
+    pub bakery_defaults: AwsBakeryDefaults,
+    /// Rosco's dynamic base images: `aws.base.<os>.<vmType>.<label>.<region>`.
+    pub base: Option<serde_yaml::Value>,
+    pub accounts: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AwsBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub aws_access_key: Option<String>,
+    pub aws_secret_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub aws_subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub aws_vpc_id: Option<String>,
+    pub aws_associate_public_ip_address: Option<bool>,
+    /// kiln: the EC2 API endpoint Packer talks to (VPC endpoints, GovCloud-style endpoints, moto).
+    #[serde(deserialize_with = "lenient_string")]
+    pub aws_ec2_endpoint: Option<String>,
+    /// kiln: skip the SDK's region, credential and metadata checks (EC2 API emulators).
+    pub aws_skip_validation: bool,
+    pub template_file: Option<String>,
+    pub default_virtualization_type: Option<String>,
+    pub masked_packer_parameters: Option<Vec<String>>,
+    pub base_images: Vec<AwsBaseImage>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AwsBaseImage {
+    pub base_image: BaseImage,
+    pub virtualization_settings: Vec<AwsVirtualizationSettings>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BaseImage {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub id: String,
+    pub short_description: Option<String>,
+    pub detailed_description: Option<String>,
+    pub package_type: Option<String>,
+    pub template_file: Option<String>,
+    pub os_type: Option<String>,
+    pub custom_repository: Option<String>,
+    /// kiln: a total time limit for bakes of this image.
+    #[serde(skip_serializing)]
+    pub timeout: Option<DurationText>,
+    /// kiln: a no-output limit for bakes of this image.
+    #[serde(skip_serializing)]
+    pub idle_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AwsVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    pub virtualization_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_ami: Option<String>,
+    pub most_recent: bool,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub win_rm_user_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub spot_price: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub spot_price_auto_product: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RedisSettings {
+    pub connection: Option<String>,
+    pub timeout: Option<u64>,
+}
+
+/// kiln's own settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnSettings {
+    pub data_dir: Option<PathBuf>,
+    /// The Packer executable (default `packer` on PATH).
+    pub packer_path: Option<PathBuf>,
+    pub jobs: KilnJobs,
+    pub logs: KilnLogs,
+    pub store: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnJobs {
+    pub timeout: Option<DurationText>,
+    pub idle_timeout: Option<DurationText>,
+    pub kill_grace: Option<DurationText>,
+    pub max_concurrent: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnLogs {
+    pub max_bytes: Option<u64>,
+}
+
+impl Settings {
+    pub fn data_dir(&self) -> PathBuf {
+        self.kiln
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("data"))
+    }
+
+    /// Rosco's `configDir`; kiln's default is a folder in the data dir it fills with its
+    /// shipped templates.
+    pub fn config_dir(&self) -> PathBuf {
+        self.rosco
+            .config_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir().join("packer"))
+    }
+
+    pub fn default_provider(&self) -> &str {
+        self.default_cloud_provider_type.as_deref().unwrap_or("aws")
+    }
+
+    pub fn templates_needing_root(&self) -> Vec<String> {
+        self.templates_needing_root
+            .clone()
+            .unwrap_or_else(|| vec!["aws-chroot.json".into()])
+    }
+
+    /// The total limit: `kiln.jobs.timeout`, else Rosco's `timeoutMinutes`, else Rosco's
+    /// shipped 30 minutes.
+    pub fn job_timeout(&self) -> Option<Duration> {
+        if let Some(t) = self.kiln.jobs.timeout {
+            return Some(t.0).filter(|d| !d.is_zero());
+        }
+        let minutes = self.rosco.jobs.local.timeout_minutes.unwrap_or(30);
+        Some(Duration::from_secs(minutes * 60)).filter(|d| !d.is_zero())
+    }
+
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        self.kiln
+            .jobs
+            .idle_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+    }
+
+    pub fn kill_grace(&self) -> Duration {
+        self.kiln
+            .jobs
+            .kill_grace
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(120))
+    }
+
+    pub fn max_concurrent(&self) -> usize {
+        self.kiln.jobs.max_concurrent.unwrap_or(8).max(1)
+    }
+
+    pub fn max_log_bytes(&self) -> u64 {
+        self.kiln.logs.max_bytes.unwrap_or(10 * 1024 * 1024)
+    }
+
+    pub fn packer_path(&self) -> PathBuf {
+        self.kiln
+            .packer_path
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("packer"))
+    }
+
+    pub fn masked_parameters(&self) -> Vec<String> {
+        self.aws
+            .bakery_defaults
+            .masked_packer_parameters
+            .clone()
+            .unwrap_or_else(|| vec!["aws_access_key".into(), "aws_secret_key".into()])
+    }
+}
+
+/// A secret from configuration. It prints as `******` so a `Debug` of the settings is safe.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.trim().is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("******")
+    }
+}
+
+/// Spring binds any scalar to a String field; so does kiln (`spotPrice: 0` is the string "0").
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let v = Option::<serde_yaml::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_yaml::Value::Null) => Ok(None),
+        Some(serde_yaml::Value::String(s)) => Ok(Some(s)),
+        Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(serde_yaml::Value::Bool(b)) => Ok(Some(b.to_string())),
+        Some(_) => Err(serde::de::Error::custom(
+            "expected a single value, found a list or map",
+        )),
+    }
+}
+
+fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    Ok(lenient_string(d)?.unwrap_or_default())
+}
+
+/// Rosco reads `templatesNeedingRoot` as a comma-separated string; a YAML list works too.
+fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    let v = Option::<serde_yaml::Value>::deserialize(d)?;
+    match v {
+        None | Some(serde_yaml::Value::Null) => Ok(None),
+        Some(serde_yaml::Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+        )),
+        Some(serde_yaml::Value::Sequence(items)) => Ok(Some(
+            items
+                .into_iter()
+                .filter_map(|i| i.as_str().map(String::from))
+                .collect(),
+        )),
+        Some(_) => Err(serde::de::Error::custom(
+            "expected a comma-separated string or a list",
+        )),
+    }
+}

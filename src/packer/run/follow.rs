@@ -1,0 +1,253 @@
+//! Following a run to its end: tail `output.log`, enforce the limits, stop Packer politely.
+//!
+//! The end is known from the supervisor (its `exit` file, written after the log is complete),
+//! so a run is over when the exit is known *and* the log has been read to its end. When this
+//! kiln started the supervisor, its exit wakes us at once; for a re-attached run the `exit`
+//! file is polled alongside the log.
+//!
+//! Stopping (cancel, total or idle limit) sends SIGTERM to Packer's process group: Packer then
+//! cancels its builds and cleans up after itself (terminates the builder instance, deletes the
+//! temporary key pair and security group) before exiting 1. A bare SIGKILL would leak those
+//! cloud resources, so it comes only after `kill_grace`, if Packer has not ended by then.
+//! SIGINT is not used: sent to the wrapper process alone, Packer 1.6.6 ignores it.
+
+use super::launch::Run;
+use super::layout::{self, ExitRecord};
+use super::signal;
+use super::tail::Tail;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+/// How often the log and the `exit` file are looked at while nothing happens.
+const POLL: Duration = Duration::from_millis(20);
+
+/// The limits of one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The longest a run may take, measured from its start.
+    pub total: Option<Duration>,
+    /// The longest Packer may stay silent (it can stall on SSH or WinRM without a word).
+    pub idle: Option<Duration>,
+    /// How long Packer gets to clean up after SIGTERM before its group is SIGKILLed.
+    pub kill_grace: Duration,
+}
+
+/// How Packer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// It exited with this code.
+    Exited(i32),
+    /// It was killed by this signal.
+    Signaled(i32),
+    /// Nobody knows: no `exit` file, and neither the supervisor nor the process group is alive.
+    Lost,
+}
+
+/// What made kiln stop a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoppedBy {
+    Canceled,
+    Timeout,
+    IdleTimeout,
+}
+
+/// The outcome of [`Run::follow`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunReport {
+    pub ending: Ending,
+    /// Set when kiln stopped the run; the first reason wins.
+    pub stopped_by: Option<StoppedBy>,
+    /// SIGKILL was needed because Packer outlived the grace after SIGTERM.
+    pub killed: bool,
+    /// The last non-empty line seen: what Packer was last doing.
+    pub last_line: Option<String>,
+}
+
+impl From<ExitRecord> for Ending {
+    fn from(record: ExitRecord) -> Self {
+        match record {
+            ExitRecord::Code(code) => Ending::Exited(code),
+            ExitRecord::Signal(sig) => Ending::Signaled(sig),
+        }
+    }
+}
+
+/// Mutable state of one [`Run::follow`].
+struct Follow {
+    run: Run,
+    limits: Limits,
+    total_deadline: Option<Instant>,
+    last_activity: Instant,
+    stop: Option<(StoppedBy, Instant)>,
+    killed: bool,
+    ending: Option<Ending>,
+    last_line: Option<String>,
+}
+
+impl Run {
+    /// Delivers every complete line of the log from `from_offset` on (with the offset after
+    /// it, to resume from), enforcing `limits` (`total` counts from `started_at`, so a
+    /// re-attached run keeps its original start) until the run has ended and its log is read.
+    pub async fn follow(
+        self,
+        from_offset: u64,
+        started_at: SystemTime,
+        limits: &Limits,
+        cancel: CancellationToken,
+        mut on_line: impl FnMut(&str, u64),
+    ) -> RunReport {
+        let mut tail = Tail::new(self.dir.join(layout::OUTPUT), from_offset);
+        let mut state = Follow::new(self, *limits, started_at);
+        loop {
+            let was_known = state.ending.is_some();
+            state.read(&mut tail, &mut on_line).await;
+            if was_known {
+                // `exit` is written after the log is complete: this read got everything.
+                return state.report();
+            }
+            state.check_files();
+            if state.ending.is_none() {
+                state.enforce(&cancel);
+                state.wait(&cancel).await;
+            }
+        }
+    }
+}
+
+impl Follow {
+    fn new(run: Run, limits: Limits, started_at: SystemTime) -> Self {
+        let now = Instant::now();
+        let elapsed = started_at.elapsed().unwrap_or_default();
+        let total_deadline = limits
+            .total
+            .map(|total| now + total.saturating_sub(elapsed));
+        Follow {
+            run,
+            limits,
+            total_deadline,
+            last_activity: now,
+            stop: None,
+            killed: false,
+            ending: None,
+            last_line: None,
+        }
+    }
+
+    async fn read(&mut self, tail: &mut Tail, on_line: &mut impl FnMut(&str, u64)) {
+        let last_line = &mut self.last_line;
+        let mut deliver = |line: &str, offset: u64| {
+            if !line.trim().is_empty() {
+                *last_line = Some(line.to_string());
+            }
+            on_line(line, offset);
+        };
+        match tail.read_available(&mut deliver).await {
+            Ok(0) => {}
+            Ok(_) => self.last_activity = Instant::now(),
+            Err(e) => {
+                tracing::warn!(run_dir = %self.run.dir.display(), error = %e, "failed to read the packer log")
+            }
+        }
+    }
+
+    /// Learns the end from the run directory when no supervisor of ours will tell us.
+    fn check_files(&mut self) {
+        if self.ending.is_some() || self.run.supervisor.is_some() {
+            return;
+        }
+        if let Some(record) = self.read_exit() {
+            self.ending = Some(record.into());
+        } else if !layout::supervisor_alive(&self.run.dir) && !signal::group_alive(self.run.pgid) {
+            // The supervisor writes `exit` before it dies: look once more, then give up.
+            self.ending = Some(self.read_exit().map_or(Ending::Lost, Ending::from));
+        }
+    }
+
+    fn read_exit(&self) -> Option<ExitRecord> {
+        layout::read_exit(&self.run.dir).unwrap_or_else(|e| {
+            tracing::warn!(run_dir = %self.run.dir.display(), error = %e, "unreadable exit file");
+            None
+        })
+    }
+
+    /// Starts stopping on cancel or an exceeded limit; SIGKILLs once the grace is over.
+    fn enforce(&mut self, cancel: &CancellationToken) {
+        let now = Instant::now();
+        if let Some((_, since)) = self.stop {
+            if !self.killed && now >= since + self.limits.kill_grace {
+                self.kill();
+            }
+            return;
+        }
+        let idle_over = self
+            .limits
+            .idle
+            .is_some_and(|idle| now >= self.last_activity + idle);
+        let why = if cancel.is_cancelled() {
+            Some(StoppedBy::Canceled)
+        } else if self.total_deadline.is_some_and(|deadline| now >= deadline) {
+            Some(StoppedBy::Timeout)
+        } else if idle_over {
+            Some(StoppedBy::IdleTimeout)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.terminate(why, now);
+        }
+    }
+
+    fn terminate(&mut self, why: StoppedBy, now: Instant) {
+        tracing::info!(run_dir = %self.run.dir.display(), pgid = self.run.pgid, reason = ?why, "stopping packer (SIGTERM)");
+        self.stop = Some((why, now));
+        if let Err(e) = signal::signal_group(self.run.pgid, signal::SIGTERM) {
+            tracing::warn!(pgid = self.run.pgid, error = %e, "failed to send SIGTERM to packer");
+        }
+    }
+
+    fn kill(&mut self) {
+        if !signal::group_alive(self.run.pgid) {
+            return;
+        }
+        tracing::warn!(run_dir = %self.run.dir.display(), pgid = self.run.pgid, "packer outlived its grace; SIGKILL");
+        match signal::signal_group(self.run.pgid, signal::SIGKILL) {
+            Ok(()) => self.killed = true,
+            Err(e) => {
+                tracing::warn!(pgid = self.run.pgid, error = %e, "failed to send SIGKILL to packer")
+            }
+        }
+    }
+
+    /// Sleeps until the next poll, a cancel, or (for our own supervisor) its exit.
+    async fn wait(&mut self, cancel: &CancellationToken) {
+        let stopping = self.stop.is_some();
+        let Some(supervisor) = self.run.supervisor.as_mut() else {
+            tokio::select! {
+                _ = tokio::time::sleep(POLL) => {}
+                _ = cancel.cancelled(), if !stopping => {}
+            }
+            return;
+        };
+        tokio::select! {
+            status = supervisor.wait() => {
+                if let Err(e) = &status {
+                    tracing::warn!(run_dir = %self.run.dir.display(), error = %e, "failed to wait for the supervisor");
+                }
+                self.run.supervisor = None;
+                // Without an `exit` file the supervisor died early: fall back to the files.
+                self.ending = self.read_exit().map(Ending::from);
+            }
+            _ = tokio::time::sleep(POLL) => {}
+            _ = cancel.cancelled(), if !stopping => {}
+        }
+    }
+
+    fn report(self) -> RunReport {
+        RunReport {
+            ending: self.ending.unwrap_or(Ending::Lost),
+            stopped_by: self.stop.map(|(why, _)| why),
+            killed: self.killed,
+            last_line: self.last_line,
+        }
+    }
+}

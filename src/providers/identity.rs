@@ -1,0 +1,113 @@
+//! The bake identity: a digest of everything that changes the image. Rosco's key is built from
+//! a few request fields and misses extended attributes, `upgrade`, the template's content and
+//! the resolved source image, so different bakes were answered with one image. kiln's identity
+//! covers the provider, region, base image and source, vm type, the full variable set (secret
+//! values and the clock left out), the template, var file and the scripts the template names,
+//! by content, and the CI artifacts by reference and digest.
+
+use super::aws::Base;
+use super::common::{Prepared, RecipeContext};
+use crate::bake::{Artifact, BakeRequest};
+use crate::recipe;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+/// A bake's identity and the inputs it was computed from (secrets excluded).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Identity {
+    pub digest: String,
+    pub inputs: Value,
+}
+
+impl Identity {
+    pub(super) fn of(
+        p: &Prepared,
+        req: &BakeRequest,
+        ctx: &RecipeContext,
+        base: &Base,
+        artifacts: &[Artifact],
+    ) -> Identity {
+        let clock = ctx.now_ms.to_string();
+        let timed = recipe::image_name_is_time_derived(req);
+        let mut variables = Map::new();
+        for (k, v) in &p.variables {
+            let v = if timed && k == "aws_target_ami" {
+                v.replace(&clock, "{time}")
+            } else {
+                v.clone()
+            };
+            variables.insert(k.clone(), Value::String(v));
+        }
+        for (k, _) in &p.secret_variables {
+            variables.insert(k.clone(), Value::String("<secret>".into()));
+        }
+        let template_text = std::fs::read(&p.template_path).unwrap_or_default();
+        let inputs = json!({
+            "provider": p.provider,
+            "region": ctx.region,
+            "base_os": base.image.id,
+            "source_image": base.source_ami,
+            "vm_type": base.vm_type,
+            "enhanced_networking": req.enhanced_networking == Some(true),
+            "variables": variables,
+            "template": {"name": p.template_name, "sha256": sha256_hex(&template_text)},
+            "var_file": p.var_file.as_ref().map(|f| json!({"name": f.file_name().map(|n| n.to_string_lossy().into_owned()), "sha256": file_digest(f)})),
+            "scripts": referenced_files(ctx.config_dir, &template_text, &p.template_path),
+            "packages": req.packages(),
+            "artifacts": artifacts.iter().map(artifact_input).collect::<Vec<_>>(),
+            "run_as_root": p.run_as_root,
+        });
+        let digest = sha256_hex(&serde_json::to_vec(&inputs).unwrap_or_default());
+        Identity { digest, inputs }
+    }
+}
+
+fn artifact_input(a: &Artifact) -> Value {
+    let digest = a
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("sha256").or_else(|| m.get("digest")))
+        .cloned();
+    json!({"reference": a.reference, "name": a.name, "version": a.version, "digest": digest})
+}
+
+/// Files of `configDir` (top level and one level down) whose name appears in the template: the
+/// scripts and files it uploads. Their content is part of the identity.
+fn referenced_files(
+    config_dir: &Path,
+    template: &[u8],
+    template_path: &Path,
+) -> Map<String, Value> {
+    let text = String::from_utf8_lossy(template);
+    let mut out = Map::new();
+    let mut visit = |dir: &Path, prefix: &str| {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        let mut subdirs = Vec::new();
+        for e in entries.flatten() {
+            let path = e.path();
+            let name = format!("{prefix}{}", e.file_name().to_string_lossy());
+            if path.is_dir() {
+                subdirs.push((path, format!("{name}/")));
+            } else if path != template_path && text.contains(&name) {
+                out.insert(name, Value::String(file_digest(&path).unwrap_or_default()));
+            }
+        }
+        subdirs
+    };
+    for (dir, prefix) in visit(config_dir, "") {
+        visit(&dir, &prefix);
+    }
+    out
+}
+
+fn file_digest(path: &Path) -> Option<String> {
+    std::fs::read(path).ok().map(|b| sha256_hex(&b))
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    let d = Sha256::digest(bytes);
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}

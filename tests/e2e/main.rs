@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `kiln` binary on a free port, real Packer 1.6.6, and a moto EC2
+//! server on loopback. Nothing here reaches a real cloud: every template under test points its
+//! EC2 endpoint at moto.
+
+mod api;
+mod aws;
+mod harness;
