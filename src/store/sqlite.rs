@@ -650,35 +650,3 @@ mod tests {
         assert!(first.get_by_identity("contested").unwrap().is_some());
     }
 }
-#[cfg(test)]
-mod scratch_perf {
-    #[test]
-    fn scratch_perf() {
-        use crate::store::BakeStore;
-        let (store, _d) = super::tests::temp_store();
-        for i in 0..1000 {
-            store
-                .create(
-                    &crate::store::conformance::sample_record(&format!("b{i}"), &format!("i{i}")),
-                    true,
-                )
-                .unwrap();
-        }
-        let t = std::time::Instant::now();
-        for i in 0..100_000 {
-            store.get(&format!("b{}", i % 1000)).unwrap().unwrap();
-        }
-        eprintln!("get/s = {:.0}", 100_000.0 / t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        for i in 0..10_000 {
-            store.append_log("b1", &format!("line {i}\n")).unwrap();
-        }
-        eprintln!("append/s = {:.0}", 10_000.0 / t.elapsed().as_secs_f64());
-        let t = std::time::Instant::now();
-        let len = store.read_log("b1").unwrap().len();
-        for _ in 0..10_000 {
-            store.read_log_from("b1", len - 10).unwrap();
-        }
-        eprintln!("tail read/s = {:.0}", 10_000.0 / t.elapsed().as_secs_f64());
-    }
-}

@@ -44,36 +44,8 @@ chroot "$root" useradd -m -s /bin/bash builder
 echo "127.0.1.1 $(hostname)" >> "$root/etc/hosts"
 echo 'builder ALL=(ALL) NOPASSWD: ALL' > "$root/etc/sudoers.d/builder"
 
-# Test packages. Each postinst records the install order and what policy-rc.d says about
-# starting a service (101 = forbidden) at install time.
-make_deb() {
-  local name=$1 depends=$2 dir="$work/pkg/$1"
-  mkdir -p "$dir/DEBIAN"
-  cat > "$dir/DEBIAN/control" << EOF
-Package: $name
-Version: 1.0.0
-Architecture: all
-Maintainer: kiln tests <kiln@example.invalid>
-Description: kiln install_packages.sh test package
-${depends:+Depends: $depends}
-EOF
-  cat > "$dir/DEBIAN/postinst" << EOF
-#!/bin/sh
-set -e
-mkdir -p /var/lib/kiln-test
-echo $name >> /var/lib/kiln-test/order
-rc=none
-if [ -x /usr/sbin/policy-rc.d ]; then rc=0; /usr/sbin/policy-rc.d kiln-test start || rc=\$?; fi
-echo \$rc > /var/lib/kiln-test/policy-$name
-EOF
-  chmod 0755 "$dir/DEBIAN/postinst"
-  dpkg-deb --root-owner-group -b "$dir" "$repo/$name.deb" > /dev/null
-}
-rm -rf "$repo" "$work/pkg"
-mkdir -p "$repo"
-make_deb kiln-hello ""
-make_deb kiln-second "kiln-hello"
-(cd "$repo" && dpkg-scanpackages --multiversion . /dev/null > Packages 2> /dev/null)
+rm -rf "$repo"
+"$(dirname "$0")/make-test-debs.sh" "$repo"
 mkdir -p "$root/srv"
 cp -a "$repo" "$root/srv/kiln-repo"
 # The same repository over HTTP, for a URL with credentials (the server ignores them).

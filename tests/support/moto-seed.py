@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """Seed a running moto_server for a packer bake and print what the template needs, as JSON.
 
-Usage: moto-seed.py ENDPOINT
+Usage: moto-seed.py ENDPOINT [KEY_NAME PUBLIC_KEY_FILE]
 Prints: {"source_ami": "ami-785db401", "vpc_id": "vpc-...", "subnet_id": "subnet-..."}
+With KEY_NAME and PUBLIC_KEY_FILE it also imports that public key as an EC2 key pair (for the
+templates' aws_ssh_keypair_name) and adds "key_name" to the output.
 
 moto 5 pre-seeds ~1300 public AMIs per region; ami-785db401 (Canonical's ubuntu xenial
 16.04 hvm-ssd, owner 099720109477) exists in us-east-1, so it is a stable source image.
@@ -19,7 +21,7 @@ REGION = "us-east-1"
 
 
 def main() -> int:
-    if len(sys.argv) != 2:
+    if len(sys.argv) not in (2, 4):
         print(__doc__, file=sys.stderr)
         return 2
     ec2 = boto3.client(
@@ -38,7 +40,12 @@ def main() -> int:
     subnet_id = ec2.create_subnet(
         VpcId=vpc_id, CidrBlock="10.77.1.0/24", AvailabilityZone=f"{REGION}a"
     )["Subnet"]["SubnetId"]
-    print(json.dumps({"source_ami": SOURCE_AMI, "vpc_id": vpc_id, "subnet_id": subnet_id}))
+    seeded = {"source_ami": SOURCE_AMI, "vpc_id": vpc_id, "subnet_id": subnet_id}
+    if len(sys.argv) == 4:
+        with open(sys.argv[3], "rb") as f:
+            ec2.import_key_pair(KeyName=sys.argv[2], PublicKeyMaterial=f.read())
+        seeded["key_name"] = sys.argv[2]
+    print(json.dumps(seeded))
     return 0
 
 
