@@ -63,8 +63,12 @@ impl Bakery {
         let offset = LogSink::consumed_offset(&run_dir);
         let token = CancellationToken::new();
         lock(&self.inner.active).insert(record.id.clone(), token.clone());
+        // A re-attached run holds a slot like any running bake (beyond the limit if the limit
+        // was lowered while kiln was down: the run exists either way).
+        let slot = self.inner.slots.clone().try_acquire_owned().ok();
         let bakery = self.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let id = record.id.clone();
             let _ = bakery.inner.store.append_log(
                 &id,

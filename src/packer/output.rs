@@ -333,7 +333,10 @@ mod tests {
     const TIMESTAMP_UI: &str = include_str!("../../tests/fixtures/output/ebs-timestamp-ui.log");
     const ENCRYPTED: &str = include_str!("../../tests/fixtures/output/ebs-encrypted.log");
     const NULL_MANIFEST: &str = include_str!("../../tests/fixtures/output/null-manifest.log");
-    const ALL: [&str; 7] = [
+    const SSH: &str = include_str!("../../tests/fixtures/output/ebs-ssh.log");
+    const SSH_INSTALL_FAILS: &str =
+        include_str!("../../tests/fixtures/output/ebs-ssh-install-fails.log");
+    const ALL: [&str; 9] = [
         SINGLE,
         MULTI,
         BAD_AMI,
@@ -341,6 +344,8 @@ mod tests {
         TIMESTAMP_UI,
         ENCRYPTED,
         NULL_MANIFEST,
+        SSH,
+        SSH_INSTALL_FAILS,
     ];
 
     fn events(log: &str) -> Vec<PackerEvent> {
@@ -527,6 +532,31 @@ mod tests {
         assert!(human(NULL_MANIFEST).contains("==> null: to stderr"));
         assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
         assert_eq!(outcome.image_name, None);
+    }
+
+    #[test]
+    fn ssh_bake_log_shows_what_install_packages_did() {
+        let outcome = outcome(SSH);
+        assert_eq!(outcome.image_name.as_deref(), Some("kiln-ssh-bake"));
+        assert_eq!(outcome.artifacts, amis_in_human_summary(SSH));
+        assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+        let human = human(SSH);
+        assert!(human.contains("\n    amazon-ebs: packages=kiln-hello,kiln-second\n"));
+        assert!(human.contains("\n    amazon-ebs: install_packages.sh: installing kiln-second\n"));
+    }
+
+    #[test]
+    fn failing_install_script_fails_the_bake_and_the_log_names_the_package() {
+        let outcome = outcome(SSH_INSTALL_FAILS);
+        assert_eq!(
+            outcome.errors,
+            ["Script exited with non-zero exit status: 1.Allowed exit codes are: [0]"]
+        );
+        assert!(outcome.artifacts.is_empty());
+        // With ssh_pty the script's stderr arrives as ordinary output: the reason is in the log.
+        assert!(human(SSH_INSTALL_FAILS).contains(
+            "    amazon-ebs: install_packages.sh: failed to install package 'kiln-missing'"
+        ));
     }
 
     #[test]

@@ -220,6 +220,11 @@ impl Kiln {
     }
 
     pub fn start_with(data: &Path, config: &Path) -> Kiln {
+        Self::start_env(data, config, &[])
+    }
+
+    /// Starts kiln with extra environment (inherited by its supervisors and Packer).
+    pub fn start_env(data: &Path, config: &Path, env: &[(&str, &str)]) -> Kiln {
         let stderr = data.join("kiln.stderr.log");
         let addr_file = data.join("kiln.addr");
         let _ = std::fs::remove_file(&addr_file);
@@ -228,6 +233,7 @@ impl Kiln {
             .arg(data)
             .arg("--config")
             .arg(config)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(

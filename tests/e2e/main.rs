@@ -5,3 +5,4 @@
 mod api;
 mod aws;
 mod harness;
+mod lifecycle;

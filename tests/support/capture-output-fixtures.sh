@@ -45,7 +45,7 @@ kiln_vars() {
     -var "aws_ec2_endpoint=$endpoint" -var aws_skip_validation=true
 }
 
-# bake FIXTURE EXPECTED_RC TEMPLATE [packer build args...]
+# bake FIXTURE EXPECTED_RC TEMPLATE [packer build args...]   (FIXTURE "-": check only, not saved)
 bake() {
   local fixture=$1 expected=$2 template=$3 rc=0 t0 t1
   shift 3
@@ -53,18 +53,20 @@ bake() {
   [[ $template == /* ]] || template="$templates/$template"
   packer build -machine-readable -color=false "$@" "$template" > "$work/$fixture" 2>&1 || rc=$?
   t1=$(date +%s%N)
-  printf '%-26s rc=%s  %4d ms\n' "$fixture" "$rc" $(((t1 - t0) / 1000000))
+  local label=$fixture
+  if [[ $fixture == - ]]; then label="(check only) $(basename "$template")"; fi
+  printf '%-40s rc=%s  %4d ms\n' "$label" "$rc" $(((t1 - t0) / 1000000))
   if [[ $rc -ne $expected ]]; then
     echo "expected rc=$expected" >&2
     cat "$work/$fixture" >&2
     exit 1
   fi
-  cp "$work/$fixture" "$out/$fixture"
+  if [[ $fixture != - ]]; then cp "$work/$fixture" "$out/$fixture"; fi
 }
 
 # artifact_id FIXTURE -> "region:ami,region:ami"
 artifact_id() {
-  grep -m1 ',artifact,0,id,' "$out/$1" | cut -d, -f6- | sed 's/%!(PACKER_COMMA)/,/g'
+  grep -m1 ',artifact,0,id,' "$work/$1" | cut -d, -f6- | sed 's/%!(PACKER_COMMA)/,/g'
 }
 ami_in() { tr ',' '\n' <<< "$1" | sed -n "s/^$2://p"; }
 # expect_json JSON PYTHON_EXPR -- fail unless the expression over `j` is true
@@ -93,6 +95,16 @@ for region in us-east-1 us-west-2; do
   expect_json "$img" 'j["launch_permission_user_ids"] == ["123456789012", "210987654321"]'
   expect_json "$img" 'j["tags"]["build_info_url"] == "https://ci.example.com/job/kiln/7/"'
 done
+
+# 2b. The multi template with every share_with/copy_to slot empty: no sharing, no copies, no
+#     ModifyImageAttribute/CopyImage call with an empty value (not saved as a fixture).
+# shellcheck disable=SC2046
+bake - 0 aws-multi-ebs-nossh.json $(kiln_vars kiln-fixture-multi-empty)
+ids=$(artifact_id -)
+[[ $ids == us-east-1:ami-* && $ids != *,* ]] || { echo "unexpected artifact id: $ids" >&2; exit 1; }
+expect_json "$(inspect image "$endpoint" us-east-1 "${ids#us-east-1:}")" 'j["launch_permission_user_ids"] == []'
+expect_json "$(inspect calls "$work/moto_recording.jsonl")" 'not any(v == "" for c in j if c["action"] in ("ModifyImageAttribute", "CopyImage") for k, v in c["params"].items() if k.endswith("UserId") or k.startswith("UserId") or k == "SourceRegion")'
+expect_json "$(inspect images "$endpoint" us-west-2)" '[i["name"] for i in j] == ["kiln-fixture-multi"]'
 
 # 3. Source AMI that does not exist: fails before launching anything.
 # shellcheck disable=SC2046
@@ -139,7 +151,7 @@ for region in us-east-1 us-west-2; do
   expect_json "$(inspect security-groups "$endpoint" "$region")" 'all(g["group_name"] == "default" for g in j)'
   expect_json "$(inspect instances "$endpoint" "$region")" 'all(i["state"] == "terminated" for i in j)'
 done
-expect_json "$(inspect images "$endpoint" us-east-1)" 'sorted(i["name"] for i in j) == ["kiln-fixture-encrypted", "kiln-fixture-multi", "kiln-fixture-single", "kiln-fixture-timestamp"]'
+expect_json "$(inspect images "$endpoint" us-east-1)" 'sorted(i["name"] for i in j) == ["kiln-fixture-encrypted", "kiln-fixture-multi", "kiln-fixture-multi-empty", "kiln-fixture-single", "kiln-fixture-timestamp"]'
 # Every request signed with Packer's key (the others are moto-seed/moto-inspect and the
 # readiness probe) went to EC2, in the bake region or the copy target.
 calls=$(inspect calls "$work/moto_recording.jsonl")

@@ -34,7 +34,9 @@ pub fn signal_group(pgid: i32, sig: i32) -> io::Result<()> {
     }
 }
 
-/// Whether any process (zombies included) is still in the group `pgid`.
+/// Whether any live process is still in the group `pgid`. Zombies do not count: where nothing
+/// reaps orphans (a container whose PID 1 is not an init), a dead Packer lingers as a zombie and
+/// kill(2) would still find its group.
 pub fn group_alive(pgid: i32) -> bool {
     if pgid <= 1 {
         return false;
@@ -42,7 +44,28 @@ pub fn group_alive(pgid: i32) -> bool {
     // SAFETY: signal 0 only checks existence and permission; kill(2) takes no pointers.
     let rc = unsafe { libc::kill(-pgid, 0) };
     // EPERM means the group exists but belongs to someone else: still alive.
-    rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && live_member(pgid).unwrap_or(true)
+}
+
+/// Whether /proc shows a non-zombie process in the group; `None` when /proc cannot be read.
+fn live_member(pgid: i32) -> Option<bool> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // Fields after the parenthesised command name: state ppid pgrp ...
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next();
+        let pgrp = fields.nth(1).and_then(|p| p.parse::<i32>().ok());
+        if pgrp == Some(pgid) && state != Some("Z") {
+            return Some(true);
+        }
+    }
+    Some(false)
 }
 
 /// Detaches the calling process into a session of its own, so a terminal ^C or a signal to
