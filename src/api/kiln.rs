@@ -36,6 +36,37 @@ pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
     })
 }
 
+/// `POST /api/kiln/v1/{region}/bakes[?rebake=1]` — a bake request as in v1, answered with
+/// kiln's view of the bake and, when an existing bake answered it, why.
+pub async fn create(
+    State(bakery): State<Bakery>,
+    Path(region): Path<String>,
+    Query(q): Query<super::v1::RebakeQuery>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let created = super::v1::create_bake(&bakery, &region, &q, &headers, path, &body)?;
+    let reason = created.reused.then(|| reuse_reason(&created.record));
+    Ok(Json(json!({
+        "reused": created.reused,
+        "reason": reason,
+        "bake": bake_view(&bakery, &created.record),
+    })))
+}
+
+/// Why an existing bake answered a request.
+pub fn reuse_reason(r: &BakeRecord) -> String {
+    format!(
+        "same identity ({}) as bake {}, created at {} ms since the epoch and {}",
+        &r.identity[..12.min(r.identity.len())],
+        r.id,
+        r.created_ms,
+        r.phase
+    )
+}
+
 /// `GET /api/kiln/v1/bakes/{id}`.
 pub async fn bake(
     State(bakery): State<Bakery>,

@@ -42,6 +42,7 @@ pub fn router(bakery: Bakery) -> Router {
         .route("/status/all", any(status::all))
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
+        .route("/api/kiln/v1/{region}/bakes", post(kiln::create))
         .route("/api/kiln/v1/bakes/{id}", get(kiln::bake))
         .route(
             "/api/kiln/v1/bakes/{id}/logs/stream",

@@ -2,7 +2,7 @@
 
 use super::ApiError;
 use crate::bake::{BakeRequest, BakeStatus};
-use crate::bakery::{Bakery, CancelError, CreateError};
+use crate::bakery::{Bakery, CancelError, CreateError, Created};
 use crate::providers::BakeError;
 use axum::Json;
 use axum::body::Bytes;
@@ -25,33 +25,38 @@ pub async fn create(
     uri: Uri,
     body: Bytes,
 ) -> Result<(HeaderMap, Json<BakeStatus>), ApiError> {
-    let path = uri.path();
-    let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(path, e.0))?;
+    let created = create_bake(&bakery, &region, &q, &headers, uri.path(), &body)?;
+    let mut out = HeaderMap::new();
+    if created.reused
+        && let Ok(v) = super::kiln::reuse_reason(&created.record).parse()
+    {
+        out.insert("X-Kiln-Reused", v);
+    }
+    let status = BakeStatus::of(&created.record.id, created.record.phase);
+    Ok((out, Json(status)))
+}
+
+/// The create shared by the v1 and kiln endpoints: body, execution-id header, rebake flag.
+pub fn create_bake(
+    bakery: &Bakery,
+    region: &str,
+    q: &RebakeQuery,
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+) -> Result<Created, ApiError> {
+    let req = BakeRequest::from_json(body).map_err(|e| ApiError::bad_request(path, e.0))?;
     let header = headers
         .get("X-SPINNAKER-EXECUTION-ID")
         .and_then(|h| h.to_str().ok())
         .map(String::from);
     let rebake = q.rebake.as_deref() == Some("1");
-    match bakery.create(&region, req, rebake, header) {
-        Ok(created) => {
-            let mut out = HeaderMap::new();
-            if created.reused {
-                let reason = format!(
-                    "same identity as bake {}, created at {} (epoch ms); see /api/kiln/v1/bakes/{}",
-                    created.record.id, created.record.created_ms, created.record.id
-                );
-                if let Ok(v) = reason.parse() {
-                    out.insert("X-Kiln-Reused", v);
-                }
-            }
-            Ok((
-                out,
-                Json(BakeStatus::of(&created.record.id, created.record.phase)),
-            ))
-        }
-        Err(CreateError::Invalid(e)) => Err(ApiError::bad_request(path, e.to_string())),
-        Err(CreateError::Store(e)) => Err((path, e).into()),
-    }
+    bakery
+        .create(region, req, rebake, header)
+        .map_err(|e| match e {
+            CreateError::Invalid(e) => ApiError::bad_request(path, e.to_string()),
+            CreateError::Store(e) => (path, e).into(),
+        })
 }
 
 /// `GET /api/v1/{region}/status/{id}` — the region is ignored, as in Rosco.

@@ -6,3 +6,4 @@ mod api;
 mod aws;
 mod harness;
 mod lifecycle;
+mod recipes;

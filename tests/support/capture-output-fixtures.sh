@@ -144,6 +144,29 @@ cat > "$work/null-manifest.json" <<JSON
 JSON
 bake null-manifest.log 0 "$work/null-manifest.json"
 
+# 8. The shipped aws-ebs.json (SSH), cancelled with SIGTERM while it waits for SSH. The SSH host
+#    is overridden to a closed loopback port: left empty, Packer would dial the fake public IP
+#    moto gives the instance. Key pair and key file stay empty: Packer makes a temporary pair.
+t0=$(date +%s%N)
+# shellcheck disable=SC2046
+packer build -machine-readable -color=false $(kiln_vars kiln-fixture-cancelled) \
+  -var aws_ssh_host=127.0.0.1 -var aws_ssh_port=1 "$root/config/packer/aws-ebs.json" \
+  > "$work/ebs-cancelled.log" 2>&1 &
+packer_pid=$!
+for _ in $(seq 1 100); do
+  grep -q 'Waiting for SSH to become available' "$work/ebs-cancelled.log" && break
+  sleep 0.1
+done
+kill -TERM "$packer_pid"
+rc=0
+wait "$packer_pid" || rc=$?
+printf '%-40s rc=%s  %4d ms\n' ebs-cancelled.log "$rc" $((($(date +%s%N) - t0) / 1000000))
+grep -q 'Creating temporary keypair' "$work/ebs-cancelled.log" || { echo "no temporary key pair" >&2; exit 1; }
+grep -q 'Cleanly cancelled builds after being interrupted' "$work/ebs-cancelled.log" \
+  || { cat "$work/ebs-cancelled.log" >&2; exit 1; }
+[[ $rc -eq 1 ]] || { echo "cancelled packer exited $rc" >&2; exit 1; }
+cp "$work/ebs-cancelled.log" "$out/ebs-cancelled.log"
+
 # Packer cleaned up after every bake, the failed ones included, and only ever called EC2 with
 # the credentials from the environment.
 for region in us-east-1 us-west-2; do
