@@ -151,6 +151,10 @@ pub struct AwsVirtualizationSettings {
     #[serde(deserialize_with = "lenient_string")]
     pub source_ami: Option<String>,
     pub most_recent: bool,
+    /// kiln: who owns the images a `sourceAmi` name is looked up among (`self` by default; an
+    /// account id such as Canonical's 099720109477, or `amazon`).
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_ami_owner: Option<String>,
     #[serde(deserialize_with = "lenient_string")]
     pub ssh_user_name: Option<String>,
     #[serde(deserialize_with = "lenient_string")]

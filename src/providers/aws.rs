@@ -103,6 +103,8 @@ pub fn variables(
             "aws_source_ami_most_recent",
             Some(s.most_recent.to_string()),
         );
+        let owner = s.source_ami_owner.clone().unwrap_or_else(|| "self".into());
+        push(&mut vars, "aws_source_ami_owner", Some(owner));
     }
     push(&mut vars, "aws_target_ami", Some(image_name.to_string()));
     push(&mut vars, "aws_ssh_username", s.ssh_user_name.clone());

@@ -260,3 +260,24 @@ fn an_unknown_source_ami_ends_canceled_failure_with_packers_error_in_the_log() {
     // A failed bake is baked again.
     assert_ne!(kiln.bake("us-east-1", &body)["id"], id.as_str());
 }
+
+#[test]
+fn a_source_image_given_by_name_is_found_by_packer_without_clouddriver() {
+    let moto = Moto::start();
+    let seed = moto.seed();
+    let data = tempfile::tempdir().unwrap();
+    let kiln = Kiln::start(data.path(), &moto_config(&moto, &seed, SECRET, ""));
+    let mut body = request("nginx");
+    body["base_ami"] = json!("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721");
+    let id = kiln.bake("us-east-1", &body)["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let s = kiln.wait(&id, Duration::from_secs(120));
+    assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
+    assert!(
+        kiln.log(&id).contains("Found Image ID: ami-785db401"),
+        "{}",
+        kiln.log(&id)
+    );
+}

@@ -408,6 +408,7 @@ pub fn moto_config(moto: &Moto, seed: &Value, secret: &str, extra: &str) -> Stri
         virtualizationType: hvm
         instanceType: t3.micro
         sourceAmi: {ami}
+        sourceAmiOwner: "099720109477"
         sshUserName: ubuntu
 debianRepository: http://repo.example.invalid/apt stable main
 files: {files}
