@@ -7,3 +7,4 @@ mod aws;
 mod harness;
 mod lifecycle;
 mod recipes;
+mod vm;
