@@ -1,6 +1,6 @@
 //! Creating a bake (Rosco's `createBake`): recipe, identity, dedupe or rebake, then the queue.
 
-use super::{Bakery, lock, now_ms};
+use super::{Bakery, now_ms};
 use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe};
 use crate::packer::command;
 use crate::providers::{BakeError, Prepared, RecipeContext, prepare};
@@ -116,15 +116,6 @@ impl Bakery {
                 .map(|e| e.split(':').next().unwrap_or(e).to_string()),
             instance_id: self.instance_id().to_string(),
         }
-    }
-
-    /// Queues a stored bake and spawns the task that runs it when a slot frees up.
-    pub(super) fn enqueue(&self, record: BakeRecord, prepared: Prepared) {
-        let token = tokio_util::sync::CancellationToken::new();
-        lock(&self.inner.active).insert(record.id.clone(), token.clone());
-        lock(&self.inner.waiting).push(record.id.clone());
-        let bakery = self.clone();
-        tokio::spawn(async move { bakery.run_when_ready(record, prepared, token).await });
     }
 }
 

@@ -12,12 +12,14 @@
 mod create;
 mod logs;
 mod metrics;
+mod queue;
 mod recover;
 pub use recover::Recovered;
 mod run;
 
 pub use create::{CreateError, Created};
 pub use metrics::Metrics;
+use queue::Queue;
 
 use crate::bake::{BakeRecord, Cause, Phase};
 use crate::config::Settings;
@@ -25,7 +27,6 @@ use crate::store::{BakeStore, StoreError, Transition};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 /// Shared handle to the bakery.
@@ -41,9 +42,8 @@ struct Inner {
     kiln_exe: PathBuf,
     /// Bakes this process is queuing or running, with the token that stops them.
     active: Mutex<HashMap<String, CancellationToken>>,
-    /// Bakes waiting for a slot, in arrival order (for positions in kiln's API).
-    waiting: Mutex<Vec<String>>,
-    slots: Arc<Semaphore>,
+    /// Bakes waiting for a slot, in arrival order, and how many run now: the FIFO queue.
+    queue: Mutex<Queue>,
     metrics: Metrics,
     /// Stops background work on shutdown, without canceling bakes.
     shutdown: CancellationToken,
@@ -61,7 +61,6 @@ pub enum CancelError {
 impl Bakery {
     pub fn new(settings: Settings, store: Arc<dyn BakeStore>, kiln_exe: PathBuf) -> Bakery {
         let host = hostname();
-        let slots = Arc::new(Semaphore::new(settings.max_concurrent()));
         Bakery {
             inner: Arc::new(Inner {
                 settings: RwLock::new(Arc::new(settings)),
@@ -69,8 +68,7 @@ impl Bakery {
                 instance_id: format!("{}@{host}", uuid::Uuid::new_v4()),
                 kiln_exe,
                 active: Mutex::new(HashMap::new()),
-                waiting: Mutex::new(Vec::new()),
-                slots,
+                queue: Mutex::new(Queue::default()),
                 metrics: Metrics::default(),
                 shutdown: CancellationToken::new(),
             }),
@@ -122,14 +120,15 @@ impl Bakery {
 
     /// The 1-based queue position of a waiting bake.
     pub fn queue_position(&self, id: &str) -> Option<usize> {
-        lock(&self.inner.waiting)
+        lock(&self.inner.queue)
+            .waiting
             .iter()
-            .position(|w| w == id)
+            .position(|w| w.record.id == id)
             .map(|p| p + 1)
     }
 
     pub fn queued_count(&self) -> usize {
-        lock(&self.inner.waiting).len()
+        lock(&self.inner.queue).waiting.len()
     }
 
     /// Cancels a queued or running bake: it reads CANCELED at once, and its Packer (if any) is
@@ -149,10 +148,41 @@ impl Bakery {
         if let Some(token) = lock(&self.inner.active).get(id) {
             token.cancel();
         }
+        lock(&self.inner.queue)
+            .waiting
+            .retain(|w| w.record.id != id);
         self.inner
             .metrics
             .completed(Cause::Canceled, &record.region, now - record.created_ms);
         Ok(record)
+    }
+
+    /// Ends a bake: logs `error` into the bake's log, moves it to `phase` (if it is not finished
+    /// already) and counts it. Every end of a bake goes through here or through `settle`.
+    pub(crate) fn finish(
+        &self,
+        id: &str,
+        phase: Phase,
+        cause: Cause,
+        error: String,
+    ) -> Option<BakeRecord> {
+        let _ = self.inner.store.append_log(id, &format!("kiln: {error}\n"));
+        let now = now_ms();
+        let change = Transition {
+            cause: Some(cause),
+            error: Some(error),
+            details: None,
+        };
+        let done = self
+            .inner
+            .store
+            .transition(id, phase, change, now)
+            .ok()
+            .flatten()?;
+        self.inner
+            .metrics
+            .completed(cause, &done.region, now - done.created_ms);
+        Some(done)
     }
 
     /// Stops background work; bakes keep running under their supervisors and are re-attached by

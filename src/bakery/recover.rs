@@ -4,10 +4,10 @@
 //! their original order.
 
 use super::logs::LogSink;
-use super::{Bakery, lock, now_ms};
+use super::{Bakery, lock};
 use crate::bake::{BakeRecord, BakeRequest, Cause, Phase};
 use crate::packer::run::{self, Limits};
-use crate::store::{StoreError, Transition};
+use crate::store::StoreError;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -23,21 +23,24 @@ impl Bakery {
     /// Settles or resumes every unfinished bake. Call once, inside the runtime, before serving.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut found = Recovered::default();
-        for record in self.inner.store.unfinished()? {
-            match record.phase {
-                Phase::Running => {
-                    if self.reattach(record.clone()) {
-                        found.reattached += 1;
-                    } else {
-                        self.settle_lost(&record);
-                        found.lost += 1;
-                    }
-                }
-                _ => {
-                    self.requeue(record);
-                    found.requeued += 1;
-                }
+        let (running, queued): (Vec<_>, Vec<_>) = self
+            .inner
+            .store
+            .unfinished()?
+            .into_iter()
+            .partition(|r| r.phase == Phase::Running);
+        // Re-attached runs take their slots before anything queued may start.
+        for record in running {
+            if self.reattach(record.clone()) {
+                found.reattached += 1;
+            } else {
+                self.settle_lost(&record);
+                found.lost += 1;
             }
+        }
+        for record in queued {
+            self.requeue(record);
+            found.requeued += 1;
         }
         Ok(found)
     }
@@ -65,10 +68,9 @@ impl Bakery {
         lock(&self.inner.active).insert(record.id.clone(), token.clone());
         // A re-attached run holds a slot like any running bake (beyond the limit if the limit
         // was lowered while kiln was down: the run exists either way).
-        let slot = self.inner.slots.clone().try_acquire_owned().ok();
+        self.occupy_slot();
         let bakery = self.clone();
         tokio::spawn(async move {
-            let _slot = slot;
             let id = record.id.clone();
             let _ = bakery.inner.store.append_log(
                 &id,
@@ -78,33 +80,20 @@ impl Bakery {
                 .follow(record, run, offset, started, limits, token)
                 .await;
             lock(&bakery.inner.active).remove(&id);
+            bakery.release_slot();
         });
         true
     }
 
     fn settle_lost(&self, record: &BakeRecord) {
         let error =
-            "kiln restarted and this bake's Packer run was gone without a result; bake again"
-                .to_string();
-        let _ = self
-            .inner
-            .store
-            .append_log(&record.id, &format!("kiln: {error}\n"));
-        let now = now_ms();
-        let change = Transition {
-            cause: Some(Cause::LostOnRestart),
-            error: Some(error),
-            details: None,
-        };
-        if let Ok(Some(done)) = self
-            .inner
-            .store
-            .transition(&record.id, Phase::Failed, change, now)
-        {
-            self.inner
-                .metrics
-                .completed(Cause::LostOnRestart, &done.region, now - done.created_ms);
-        }
+            "kiln restarted and this bake's Packer run was gone without a result; bake again";
+        self.finish(
+            &record.id,
+            Phase::Failed,
+            Cause::LostOnRestart,
+            error.to_string(),
+        );
     }
 
     fn requeue(&self, record: BakeRecord) {
@@ -113,15 +102,7 @@ impl Bakery {
             Ok(prepared) => self.enqueue(record, prepared),
             Err(e) => {
                 let error = format!("could not re-queue after a restart: {e}");
-                let change = Transition {
-                    cause: Some(Cause::LostOnRestart),
-                    error: Some(error),
-                    details: None,
-                };
-                let _ = self
-                    .inner
-                    .store
-                    .transition(&record.id, Phase::Failed, change, now_ms());
+                self.finish(&record.id, Phase::Failed, Cause::LostOnRestart, error);
             }
         }
     }

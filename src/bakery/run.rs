@@ -13,33 +13,12 @@ use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 impl Bakery {
-    /// Waits for a slot, then runs the bake. A cancel while waiting ends it without running.
-    pub(super) async fn run_when_ready(
+    pub(super) async fn run_packer(
         &self,
         record: BakeRecord,
-        prepared: Prepared,
+        p: &Prepared,
         token: CancellationToken,
     ) {
-        let permit = tokio::select! {
-            p = self.inner.slots.clone().acquire_owned() => p.ok(),
-            _ = token.cancelled() => None,
-        };
-        lock(&self.inner.waiting).retain(|w| w != &record.id);
-        if permit.is_some() {
-            let running = self.inner.store.transition(
-                &record.id,
-                Phase::Running,
-                Transition::default(),
-                now_ms(),
-            );
-            if let Ok(Some(record)) = running {
-                self.run_packer(record, &prepared, token).await;
-            }
-        }
-        lock(&self.inner.active).remove(&record.id);
-    }
-
-    async fn run_packer(&self, record: BakeRecord, p: &Prepared, token: CancellationToken) {
         let settings = self.settings();
         let run_dir = self.run_dir(&record.id);
         let secret_dir = match private_dir() {
@@ -260,25 +239,7 @@ impl Bakery {
 
     fn fail_to_start(&self, record: &BakeRecord, e: &std::io::Error) {
         let error = format!("could not start Packer: {e}");
-        let _ = self
-            .inner
-            .store
-            .append_log(&record.id, &format!("kiln: {error}\n"));
-        let change = Transition {
-            cause: Some(Cause::JobFailed),
-            error: Some(error),
-            details: None,
-        };
-        let now = now_ms();
-        if let Ok(Some(done)) = self
-            .inner
-            .store
-            .transition(&record.id, Phase::Failed, change, now)
-        {
-            self.inner
-                .metrics
-                .completed(Cause::JobFailed, &done.region, now - done.created_ms);
-        }
+        self.finish(&record.id, Phase::Failed, Cause::JobFailed, error);
     }
 }
 

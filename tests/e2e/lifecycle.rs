@@ -383,3 +383,51 @@ fn a_log_stream_follows_a_bake_live_and_ends_with_it() {
         "COMPLETED"
     );
 }
+
+#[test]
+fn delete_stops_a_running_bake_and_the_next_identical_request_bakes_again() {
+    let data = tempfile::tempdir().unwrap();
+    let mark = marker();
+    let kiln = start(
+        data.path(),
+        &fake_config(""),
+        &mark,
+        &[("FAKE_PACKER_MODE", "hang")],
+    );
+    let body = json!({"package": "nginx", "base_os": "ubuntu", "spinnaker_execution_id": "exec-7:stage-1"});
+    let id = id_of(&kiln.bake("us-east-1", &body));
+    wait_for_log(&kiln, &id, "Waiting for instance");
+    let r = http(
+        &kiln.addr,
+        "DELETE",
+        "/api/v1/us-east-1/bake",
+        &[],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        format!(
+            "Deleted bake 'bake:aws:ubuntu:nginx:us-east-1:hvm:enhancedNWDisabled' with id '{id}'."
+        )
+    );
+    assert_eq!(
+        kiln.get(&format!("/api/v1/us-east-1/status/{id}")).json()["state"],
+        "CANCELED"
+    );
+    let again = id_of(&kiln.bake("us-east-1", &body));
+    assert_ne!(again, id, "the deleted bake no longer answers");
+
+    // Deleting a pipeline execution's bakes stops and forgets them.
+    let r = kiln.post(
+        "/api/v1/bakes/delete-requests",
+        &json!({"pipelineExecutionIds": ["exec-7"]}),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        kiln.get(&format!("/api/v1/us-east-1/status/{again}"))
+            .status,
+        400
+    );
+    assert_nothing_left(&mark, Some(kiln.pid()));
+}
