@@ -153,7 +153,9 @@ fn serve_directory(dir: &Path, log: &Path) -> (ChildGuard, u16) {
     for _ in 0..3 {
         let port = free_port();
         let mut server = ChildGuard(
-            Command::new("python3")
+            // The venv's interpreter, not a `python3` from PATH: a pyenv shim would fork, and
+            // killing the shim would leave the server running.
+            Command::new(venv().join("bin/python"))
                 .args(["-m", "http.server", "--bind", "127.0.0.1"])
                 .arg(port.to_string())
                 .arg("--directory")
@@ -358,6 +360,9 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     let work = tempfile::tempdir().unwrap();
     let vm_dir = work.path().join("vm");
 
+    // moto first: moto-start.sh also creates the test venv whose python serves the repository.
+    let moto = Moto::start();
+
     // The package and its flat apt repository, served on loopback.
     let deb = run_script(
         Command::new(support("make-test-deb.sh")).args([
@@ -376,7 +381,7 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     let (http_server, repo_port) =
         serve_directory(&work.path().join("pkg/repo"), &work.path().join("http.log"));
 
-    // The "instance": boot it, and get moto and kiln going while it comes up.
+    // The "instance": boot it; seed moto and start kiln while it comes up.
     let t_boot = Instant::now();
     let vm = boot_vm(&image, repo_port, &vm_dir);
     let mut wait_ssh = ChildGuard(
@@ -388,7 +393,6 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
             .spawn()
             .expect("run vm-wait-ssh.sh"),
     );
-    let moto = Moto::start();
     let seed = moto.seed();
     import_key_pair(&moto, KEY_PAIR, &image.key.with_extension("pub"));
     let data = tempfile::tempdir().unwrap();
@@ -508,8 +512,8 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     // no qemu of this test survives.
     drop(vm);
     drop(http_server);
-    let marker = vm_dir.to_string_lossy().into_owned();
-    // qemu itself, and any guestfwd relay it ran (those end with their connection).
+    let marker = work.path().to_string_lossy().into_owned();
+    // qemu, any guestfwd relay it ran (those end with their connection), the http.server.
     let deadline = Instant::now() + Duration::from_secs(5);
     let survivors = loop {
         let found = processes_mentioning(&marker);
@@ -520,7 +524,7 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     };
     assert!(
         survivors.is_empty(),
-        "processes of this test's VM still running: {survivors:?}"
+        "processes of this test still running: {survivors:?}"
     );
     eprintln!(
         "vm: timings: boot to ssh {boot_time:.1?}, bake {bake_time:.1?}, whole test {:.1?}",
