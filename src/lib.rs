@@ -3,18 +3,22 @@
 //! The domain sits apart from I/O:
 //! - [`bake`]: requests, phases and records (no I/O);
 //! - [`recipe`]: package names, appversion, image names, CI artifacts (no I/O);
-//! - [`providers`]: how a request becomes Packer variables for one cloud (AWS);
+//! - [`providers`]: how a request becomes Packer variables for one cloud (AWS, local qemu);
+//! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
 //! - [`packer`]: the Packer process: command line, supervision, output parsing;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
-//! - [`startup`]: building and running the server.
+//! - [`startup`]: building and running the server;
+//! - [`admin`]: operating kiln: config edits, validation, live reload.
 
+pub mod admin;
 pub mod api;
 pub mod bake;
 pub mod bakery;
 pub mod config;
+pub mod images;
 pub mod packer;
 pub mod providers;
 pub mod recipe;

@@ -29,6 +29,15 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Edit and check the configuration (Halyard's `hal config`, for kiln).
+    #[command(subcommand)]
+    Config(kiln::admin::ConfigCommand),
+    /// Apply the configuration to the running kiln (Halyard's `hal deploy`).
+    #[command(subcommand)]
+    Deploy(kiln::admin::DeployCommand),
+    /// Local base images for the qemu provider (`base-image build bookworm`).
+    #[command(name = "base-image", subcommand)]
+    BaseImage(kiln::images::BaseImageCommand),
     /// Internal: supervise one Packer run (started by `kiln serve`).
     #[command(name = "__supervise", hide = true)]
     Supervise { run_dir: PathBuf },
@@ -38,6 +47,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Supervise { run_dir } => kiln::packer::run::supervise(&run_dir),
+        Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),
+        Command::Config(c) => kiln::admin::run_config(cli.config.as_deref(), &c),
+        Command::Deploy(c) => kiln::admin::run_deploy(cli.config.as_deref(), &c),
         Command::Serve { port, data_dir } => {
             kiln::telemetry::init();
             match kiln::startup::serve(cli.config.as_deref(), port, data_dir) {

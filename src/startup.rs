@@ -6,9 +6,9 @@
 //! keeps baking, and the next start re-attaches each run and settles it. Waiting for bakes
 //! instead could hold a deploy for an hour, and killing them would leak cloud resources.
 
+use crate::admin::Reloader;
 use crate::bakery::Bakery;
 use crate::config::{self, Settings};
-use crate::store::SqliteStore;
 use crate::templates;
 use anyhow::Context;
 use std::net::SocketAddr;
@@ -22,6 +22,12 @@ pub fn serve(
     port: Option<u16>,
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    // Remembered for reloads (`kiln deploy apply`, SIGHUP), with the command line's overrides.
+    let reloader = Arc::new(Reloader::new(
+        config_file.map(|p| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())),
+        port,
+        data_dir.clone(),
+    ));
     let loaded = config::load(config_file)?;
     for w in &loaded.warnings {
         tracing::warn!("{w}");
@@ -50,7 +56,8 @@ pub fn serve(
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let data_dir = settings.data_dir();
-        let app = Application::build(settings, listener)?;
+        let app = Application::build(settings, listener)?.with_reloader(reloader.clone());
+        crate::admin::reload::watch_sighup(reloader, app.bakery().clone())?;
         // Where a client (or a test that asked for port 0) finds this server.
         let bound = app.listener.local_addr()?;
         std::fs::write(data_dir.join("kiln.addr"), bound.to_string())
@@ -62,6 +69,7 @@ pub fn serve(
 pub struct Application {
     listener: TcpListener,
     bakery: Bakery,
+    reloader: Option<Arc<Reloader>>,
 }
 
 impl Application {
@@ -70,11 +78,11 @@ impl Application {
         let data_dir = settings.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
-        let store =
-            SqliteStore::open(&data_dir.join("kiln.db")).context("cannot open the bake store")?;
+        // `kiln.store`: SQLite in the data dir, or a Redis shared with other instances.
+        let store = crate::store::open(&settings).context("cannot open the bake store")?;
         templates::install(&settings).context("cannot prepare configDir")?;
         let kiln_exe = std::env::current_exe().context("cannot find kiln's own executable")?;
-        let bakery = Bakery::new(settings, Arc::new(store), kiln_exe);
+        let bakery = Bakery::new(settings, store, kiln_exe);
         let found = bakery.recover().context("cannot read unfinished bakes")?;
         if found != Default::default() {
             tracing::info!(
@@ -84,11 +92,21 @@ impl Application {
                 "recovered unfinished bakes"
             );
         }
-        Ok(Application { listener, bakery })
+        Ok(Application {
+            listener,
+            bakery,
+            reloader: None,
+        })
     }
 
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    /// Serves `POST /api/kiln/v1/reload` with this reloader.
+    pub fn with_reloader(mut self, reloader: Arc<Reloader>) -> Self {
+        self.reloader = Some(reloader);
+        self
     }
 
     pub fn bakery(&self) -> &Bakery {
@@ -102,7 +120,11 @@ impl Application {
         let addr = self.listener.local_addr()?;
         tracing::info!(%addr, instance = self.bakery.instance_id(), "kiln is serving");
         let bakery = self.bakery.clone();
-        axum::serve(self.listener, crate::api::router(self.bakery))
+        let mut router = crate::api::router(self.bakery);
+        if let Some(reloader) = self.reloader {
+            router = router.layer(axum::Extension(reloader));
+        }
+        axum::serve(self.listener, router)
             .with_graceful_shutdown(stop)
             .await
             .context("the HTTP server failed")?;

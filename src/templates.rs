@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Files kiln ships, with their contents, compiled into the binary.
-pub const SHIPPED: [(&str, &str); 5] = [
+pub const SHIPPED: [(&str, &str); 6] = [
     (
         "aws-ebs.json",
         include_str!("../config/packer/aws-ebs.json"),
@@ -31,6 +31,7 @@ pub const SHIPPED: [(&str, &str); 5] = [
         "aws-multi-chroot.json",
         include_str!("../config/packer/aws-multi-chroot.json"),
     ),
+    ("qemu.json", include_str!("../config/packer/qemu.json")),
     (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),

@@ -16,14 +16,28 @@ const DEFAULT_LOG: u64 = 10 * 1024 * 1024;
 async fn a_successful_run_delivers_its_lines_in_order_and_exits_zero() {
     let t = TestRun::new();
     let run = t.start_fake("ok", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), None).await;
-    let reported_ns = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos();
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
+    let reported_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
 
     assert_eq!(seen.report.ending, Ending::Exited(0));
     assert_eq!((seen.report.stopped_by, seen.report.killed), (None, false));
     let texts = seen.texts();
-    assert!(texts[0].ends_with("fake-packer argv: [build] [-machine-readable] [template.json]"), "{texts:?}");
-    let artifact = texts.iter().position(|l| l.contains(",artifact,0,id,us-east-1:ami-0abc%!(PACKER_COMMA)us-west-2:ami-0def"));
+    assert!(
+        texts[0].ends_with("fake-packer argv: [build] [-machine-readable] [template.json]"),
+        "{texts:?}"
+    );
+    let artifact = texts.iter().position(|l| {
+        l.contains(",artifact,0,id,us-east-1:ami-0abc%!(PACKER_COMMA)us-west-2:ami-0def")
+    });
     let count = texts.iter().position(|l| l.contains(",artifact-count,1"));
     assert!(count.is_some() && artifact > count, "{texts:?}");
     let offsets: Vec<u64> = seen.lines.iter().map(|(_, o)| *o).collect();
@@ -34,7 +48,10 @@ async fn a_successful_run_delivers_its_lines_in_order_and_exits_zero() {
     let last = seen.report.last_line.as_deref().unwrap();
     let exited_ns: u128 = last.rsplit(' ').next().unwrap().parse().unwrap();
     let latency = Duration::from_nanos((reported_ns - exited_ns) as u64);
-    eprintln!("exit -> report latency: {latency:?} (whole run {:?})", seen.took);
+    eprintln!(
+        "exit -> report latency: {latency:?} (whole run {:?})",
+        seen.took
+    );
     assert!(latency < Duration::from_millis(500), "{latency:?}");
     t.assert_nothing_left().await;
 
@@ -42,7 +59,15 @@ async fn a_successful_run_delivers_its_lines_in_order_and_exits_zero() {
     let again = run::reattach(&t.dir()).expect("a finished run re-attaches");
     let end = *offsets.last().unwrap();
     let mut more = 0;
-    let report = again.follow(end, SystemTime::now(), &limits(None, None, 1000), Default::default(), |_, _| more += 1).await;
+    let report = again
+        .follow(
+            end,
+            SystemTime::now(),
+            &limits(None, None, 1000),
+            Default::default(),
+            |_, _| more += 1,
+        )
+        .await;
     assert_eq!((report.ending, more), (Ending::Exited(0), 0));
 }
 
@@ -50,34 +75,73 @@ async fn a_successful_run_delivers_its_lines_in_order_and_exits_zero() {
 async fn a_failing_run_exits_one_with_its_errors_logged() {
     let t = TestRun::new();
     let run = t.start_fake("fail", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), None).await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(1));
     assert_eq!(seen.report.stopped_by, None);
-    assert!(seen.has_line(",amazon-ebs,error,Error querying AMI") && seen.has_line(",error-count,1"));
-    assert!(seen.has_line("does not exist"), "stderr goes to the same log");
+    assert!(
+        seen.has_line(",amazon-ebs,error,Error querying AMI") && seen.has_line(",error-count,1")
+    );
+    assert!(
+        seen.has_line("does not exist"),
+        "stderr goes to the same log"
+    );
     t.assert_nothing_left().await;
 }
 
 #[tokio::test]
-async fn cancel_sends_sigterm_and_packer_exits_on_its_own() {
+async fn cancel_interrupts_the_group_and_packer_exits_on_its_own() {
     let t = TestRun::new();
     let run = t.start_fake("hang", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), None, 5000), SystemTime::now(), Some("Waiting for instance")).await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 5000),
+        SystemTime::now(),
+        Some("Waiting for instance"),
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(1));
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::Canceled), false));
-    assert!(seen.report.last_line.as_deref().unwrap().ends_with("Cancelling build after receiving terminated"));
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::Canceled), false)
+    );
+    assert!(
+        seen.report
+            .last_line
+            .as_deref()
+            .unwrap()
+            .ends_with("Cancelling build after receiving interrupt")
+    );
     assert!(seen.took < Duration::from_secs(2), "{:?}", seen.took);
     t.assert_nothing_left().await;
 }
 
 #[tokio::test]
-async fn packer_ignoring_sigterm_is_killed_after_the_grace() {
+async fn packer_ignoring_the_stop_signal_is_killed_after_the_grace() {
     let t = TestRun::new();
     let run = t.start_fake("ignore-term", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), Some("Stopping the source")).await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        Some("Stopping the source"),
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Signaled(9));
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::Canceled), true));
-    assert!(seen.took >= Duration::from_secs(1) && seen.took < Duration::from_secs(3), "{:?}", seen.took);
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::Canceled), true)
+    );
+    assert!(
+        seen.took >= Duration::from_secs(1) && seen.took < Duration::from_secs(3),
+        "{:?}",
+        seen.took
+    );
     t.assert_nothing_left().await;
 }
 
@@ -85,11 +149,19 @@ async fn packer_ignoring_sigterm_is_killed_after_the_grace() {
 async fn the_total_limit_counts_from_the_original_start() {
     let t = TestRun::new();
     let run = t.start_fake("hang", DEFAULT_LOG, &[]).await;
-    let started_at = SystemTime::now() - Duration::from_millis(500);
-    let seen = follow(run, limits(Some(1000), None, 1000), started_at, None).await;
+    // Started 5 s ago by an earlier kiln, with 6 s in all: 1 s is left.
+    let started_at = SystemTime::now() - Duration::from_secs(5);
+    let seen = follow(run, limits(Some(6000), None, 1000), started_at, None).await;
     assert_eq!(seen.report.ending, Ending::Exited(1));
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::Timeout), false));
-    assert!(seen.took >= Duration::from_millis(450) && seen.took < Duration::from_millis(900), "{:?}", seen.took);
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::Timeout), false)
+    );
+    assert!(
+        seen.took >= Duration::from_millis(950) && seen.took < Duration::from_secs(3),
+        "{:?}",
+        seen.took
+    );
     t.assert_nothing_left().await;
 }
 
@@ -97,11 +169,24 @@ async fn the_total_limit_counts_from_the_original_start() {
 async fn a_silent_packer_hits_the_idle_limit() {
     let t = TestRun::new();
     let run = t.start_fake("silent", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), Some(1000), 1000), SystemTime::now(), None).await;
-    // No TERM trap: bash dies of the signal itself.
-    assert_eq!(seen.report.ending, Ending::Signaled(15));
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::IdleTimeout), false));
-    assert!(seen.took >= Duration::from_millis(1000) && seen.took < Duration::from_millis(1800), "{:?}", seen.took);
+    let seen = follow(
+        run,
+        limits(Some(10_000), Some(1000), 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
+    // No trap: bash dies of the signal itself.
+    assert_eq!(seen.report.ending, Ending::Signaled(run::STOP_SIGNAL));
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::IdleTimeout), false)
+    );
+    assert!(
+        seen.took >= Duration::from_millis(1000) && seen.took < Duration::from_secs(3),
+        "{:?}",
+        seen.took
+    );
     t.assert_nothing_left().await;
 }
 
@@ -110,14 +195,31 @@ async fn a_flood_is_capped_but_the_result_survives() {
     let t = TestRun::new();
     let cap = 1024 * 1024;
     let run = t.start_fake("flood", cap, &[]).await;
-    let seen = follow(run, limits(Some(20_000), None, 1000), SystemTime::now(), None).await;
+    let seen = follow(
+        run,
+        limits(Some(20_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(0));
     let size = std::fs::metadata(t.dir().join("output.log")).unwrap().len();
-    eprintln!("flood of 100 MB: followed in {:?}, output.log {size} bytes, {} lines", seen.took, seen.lines.len());
+    eprintln!(
+        "flood of 100 MB: followed in {:?}, output.log {size} bytes, {} lines",
+        seen.took,
+        seen.lines.len()
+    );
     assert!(size > cap - 200 && size < cap + 400, "{size}");
     let texts = seen.texts();
-    let marker = texts.iter().position(|l| l.starts_with("kiln: log truncated after ")).expect("marker");
-    assert!(texts[marker + 1].ends_with(",amazon-ebs,artifact,0,id,us-east-1:ami-0f100d"), "{:?}", &texts[marker..]);
+    let marker = texts
+        .iter()
+        .position(|l| l.starts_with("kiln: log truncated after "))
+        .expect("marker");
+    assert!(
+        texts[marker + 1].ends_with(",amazon-ebs,artifact,0,id,us-east-1:ami-0f100d"),
+        "{:?}",
+        &texts[marker..]
+    );
     assert!(seen.took < Duration::from_secs(15), "{:?}", seen.took);
     t.assert_nothing_left().await;
 }
@@ -126,7 +228,13 @@ async fn a_flood_is_capped_but_the_result_survives() {
 async fn a_grandchild_does_not_outlive_its_packer() {
     let t = TestRun::new();
     let run = t.start_fake("grandchild", DEFAULT_LOG, &[]).await;
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), None).await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(0));
     assert!(seen.has_line("started a grandchild"));
     t.assert_nothing_left().await;
@@ -136,11 +244,22 @@ async fn a_grandchild_does_not_outlive_its_packer() {
 async fn secrets_never_reach_the_log() {
     let t = TestRun::new();
     let secret = format!("wJalrXUtnFEMI/K7MDENG/{}", uuid::Uuid::new_v4().simple());
-    let run = t.start_fake("echo-secret", DEFAULT_LOG, &[(SECRET_VAR, &secret)]).await;
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), None).await;
+    let run = t
+        .start_fake("echo-secret", DEFAULT_LOG, &[(SECRET_VAR, &secret)])
+        .await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(0));
     let log = t.output();
-    assert!(!log.contains(&secret) && log.contains("using secret key ****** for the build"), "{log}");
+    assert!(
+        !log.contains(&secret) && log.contains("using secret key ****** for the build"),
+        "{log}"
+    );
     assert!(log.contains("secret=******; done"));
     let spec = std::fs::read_to_string(t.dir().join("spec.json")).unwrap();
     assert!(!spec.contains(&secret));
@@ -155,15 +274,27 @@ async fn a_dropped_run_keeps_going_and_can_be_reattached_and_canceled() {
     wait_for_log(&t, "Waiting for instance").await;
     drop(run); // kiln "dies": nothing stops the run.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(t.supervisor_pid().is_some(), "the supervisor survives its Run being dropped");
+    assert!(
+        t.supervisor_pid().is_some(),
+        "the supervisor survives its Run being dropped"
+    );
     assert!(run::group_alive(pgid));
 
     let again = run::reattach(&t.dir()).expect("a live run re-attaches");
     assert_eq!(again.pgid(), pgid);
-    let seen = follow(again, limits(Some(10_000), None, 5000), SystemTime::now(), Some("Waiting for instance")).await;
+    let seen = follow(
+        again,
+        limits(Some(10_000), None, 5000),
+        SystemTime::now(),
+        Some("Waiting for instance"),
+    )
+    .await;
     assert_eq!(seen.report.ending, Ending::Exited(1));
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::Canceled), false));
-    assert!(seen.has_line("Cancelling build after receiving terminated"));
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::Canceled), false)
+    );
+    assert!(seen.has_line("Cancelling build after receiving interrupt"));
     eprintln!("re-attached run: canceled and ended in {:?}", seen.took);
     t.assert_nothing_left().await;
 }
@@ -175,7 +306,13 @@ async fn a_run_whose_supervisor_and_packer_died_is_lost() {
     wait_for_log(&t, "Waiting for instance").await;
     support::kill_pid(t.supervisor_pid().expect("supervisor"), 9);
     run::signal_group(run.pgid(), run::signal::SIGKILL).unwrap();
-    let seen = follow(run, limits(Some(10_000), None, 1000), SystemTime::now(), None).await;
+    let seen = follow(
+        run,
+        limits(Some(10_000), None, 1000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
     eprintln!("lost run noticed in {:?}", seen.took);
     assert_eq!(seen.report.ending, Ending::Lost);
     assert!(run::reattach(&t.dir()).is_none());
@@ -185,14 +322,25 @@ async fn a_run_whose_supervisor_and_packer_died_is_lost() {
 #[tokio::test]
 async fn a_missing_program_fails_the_start() {
     let t = TestRun::new();
-    let spec = RunSpec { argv: vec!["/nonexistent/packer".into()], cwd: None, redact_env: vec![], max_log_bytes: DEFAULT_LOG };
-    let err = run::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[])).await.unwrap_err();
-    assert!(err.to_string().contains("failed to start /nonexistent/packer"), "{err}");
+    let spec = RunSpec {
+        argv: vec!["/nonexistent/packer".into()],
+        cwd: None,
+        redact_env: vec![],
+        max_log_bytes: DEFAULT_LOG,
+    };
+    let err = run::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("failed to start /nonexistent/packer"),
+        "{err}"
+    );
     t.assert_nothing_left().await;
 }
 
 #[tokio::test]
-async fn real_packer_cancels_cleanly_on_sigterm_to_its_group() {
+async fn real_packer_cancels_cleanly_when_its_group_is_interrupted() {
     let packer = Path::new("/usr/bin/packer");
     if !packer.exists() {
         eprintln!("skipped: {} is not installed", packer.display());
@@ -203,16 +351,40 @@ async fn real_packer_cancels_cleanly_on_sigterm_to_its_group() {
     let body = r#"{"builders": [{"type": "null", "communicator": "none"}],
         "provisioners": [{"type": "shell-local", "inline": ["echo kiln-provisioning", "sleep 30"]}]}"#;
     std::fs::write(&template, body).unwrap();
-    let argv = ["/usr/bin/packer", "build", "-machine-readable", template.to_str().unwrap()];
-    let spec = RunSpec { argv: argv.map(String::from).to_vec(), cwd: Some(t.tmp.path().into()), redact_env: vec![], max_log_bytes: DEFAULT_LOG };
+    let argv = [
+        "/usr/bin/packer",
+        "build",
+        "-machine-readable",
+        template.to_str().unwrap(),
+    ];
+    let spec = RunSpec {
+        argv: argv.map(String::from).to_vec(),
+        cwd: Some(t.tmp.path().into()),
+        redact_env: vec![],
+        max_log_bytes: DEFAULT_LOG,
+    };
     let home = t.tmp.path().to_str().unwrap().to_string();
     let env = t.env(&[("CHECKPOINT_DISABLE", "1"), ("HOME", &home)]);
-    let run = run::start(Path::new(support::KILN), &t.dir(), &spec, &env).await.expect("start");
+    let run = run::start(Path::new(support::KILN), &t.dir(), &spec, &env)
+        .await
+        .expect("start");
 
-    let seen = follow(run, limits(Some(25_000), None, 5000), SystemTime::now(), Some("kiln-provisioning")).await;
-    eprintln!("real packer: canceled and ended in {:?}; last line {:?}", seen.took, seen.report.last_line);
+    let seen = follow(
+        run,
+        limits(Some(25_000), None, 5000),
+        SystemTime::now(),
+        Some("kiln-provisioning"),
+    )
+    .await;
+    eprintln!(
+        "real packer: canceled and ended in {:?}; last line {:?}",
+        seen.took, seen.report.last_line
+    );
     assert_eq!(seen.report.ending, Ending::Exited(1), "{:#?}", seen.texts());
-    assert_eq!((seen.report.stopped_by, seen.report.killed), (Some(StoppedBy::Canceled), false));
+    assert_eq!(
+        (seen.report.stopped_by, seen.report.killed),
+        (Some(StoppedBy::Canceled), false)
+    );
     assert!(seen.has_line("Cancelling build"), "{:#?}", seen.texts());
     assert!(seen.took < Duration::from_secs(10), "{:?}", seen.took);
     t.assert_nothing_left().await;
@@ -221,7 +393,8 @@ async fn real_packer_cancels_cleanly_on_sigterm_to_its_group() {
 /// Waits (up to 5 s) until `output.log` holds a line containing `needle`.
 async fn wait_for_log(t: &TestRun, needle: &str) {
     for _ in 0..250 {
-        if std::fs::read_to_string(t.dir().join("output.log")).is_ok_and(|log| log.contains(needle)) {
+        if std::fs::read_to_string(t.dir().join("output.log")).is_ok_and(|log| log.contains(needle))
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -62,7 +62,11 @@ impl From<(&str, crate::store::StoreError)> for ApiError {
         match e {
             crate::store::StoreError::Unavailable(_) => {
                 tracing::error!(path, error = %e, "store unavailable");
-                ApiError::unavailable(path, "the bake store is unavailable; retry shortly")
+                ApiError::unavailable(
+                    path,
+                    "the bake store is unavailable, so kiln cannot take or answer this now \
+                     (running bakes go on and are recorded when it is back); retry shortly",
+                )
             }
             other => ApiError::internal(path, other),
         }

@@ -33,7 +33,18 @@ pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
         "started_ms": r.started_ms,
         "updated_ms": r.updated_ms,
         "details": r.details,
+        "image": local_image(bakery, r),
     })
+}
+
+/// For qemu bakes, the image on this machine: path, size, sha256, kernel and initrd, the boot
+/// check's result and the command that boots it (`images/<id>/image.json`).
+fn local_image(bakery: &Bakery, r: &BakeRecord) -> Option<Value> {
+    if r.provider != "qemu" {
+        return None;
+    }
+    let info = crate::images::read_image_info(&bakery.data_dir(), &r.id)?;
+    serde_json::to_value(info).ok()
 }
 
 /// `POST /api/kiln/v1/{region}/bakes[?rebake=1]` — a bake request as in v1, answered with

@@ -2,6 +2,7 @@
 //! [`options`], [`status`]), and kiln's own richer view of bakes ([`kiln`]). Handlers translate
 //! between HTTP and the [`Bakery`]; they hold no logic of their own.
 
+mod admin;
 mod error;
 mod kiln;
 mod options;
@@ -43,6 +44,7 @@ pub fn router(bakery: Bakery) -> Router {
         .route("/health", get(status::health))
         .route("/metrics", get(status::metrics))
         .route("/api/kiln/v1/{region}/bakes", post(kiln::create))
+        .route("/api/kiln/v1/reload", post(admin::reload))
         .route("/api/kiln/v1/bakes/{id}", get(kiln::bake))
         .route(
             "/api/kiln/v1/bakes/{id}/logs/stream",

@@ -20,7 +20,7 @@ fn base_image_json(b: &BaseImage) -> Value {
     })
 }
 
-fn providers(settings: &Settings) -> Vec<(&'static str, Vec<&BaseImage>)> {
+fn providers(settings: &Settings) -> Vec<(&'static str, Vec<BaseImage>)> {
     let mut out = Vec::new();
     if settings.aws.enabled {
         let images = settings
@@ -28,15 +28,23 @@ fn providers(settings: &Settings) -> Vec<(&'static str, Vec<&BaseImage>)> {
             .bakery_defaults
             .base_images
             .iter()
-            .map(|b| &b.base_image)
+            .map(|b| b.base_image.clone())
             .collect();
         out.push(("aws", images));
+    }
+    if settings.qemu.enabled {
+        // Configured base images, then those `kiln base-image build` left in the data dir.
+        let images = crate::images::base_images(settings)
+            .iter()
+            .map(|b| b.base_image())
+            .collect();
+        out.push(("qemu", images));
     }
     out
 }
 
-fn options_json(provider: &str, images: &[&BaseImage]) -> Value {
-    json!({"cloudProvider": provider, "baseImages": images.iter().map(|b| base_image_json(b)).collect::<Vec<_>>()})
+fn options_json(provider: &str, images: &[BaseImage]) -> Value {
+    json!({"cloudProvider": provider, "baseImages": images.iter().map(base_image_json).collect::<Vec<_>>()})
 }
 
 pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {

@@ -25,10 +25,32 @@ pub async fn instance(State(bakery): State<Bakery>) -> Json<Value> {
     Json(instance_status(&bakery))
 }
 
-/// Every instance's unfinished bakes. One node knows only itself.
+/// Every live instance's unfinished bakes. One node knows only itself; on a shared store
+/// (Redis) every instance with a live heartbeat is listed with the unfinished bakes it owns.
+/// If the store cannot tell, this instance answers for itself.
 pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
     let me = bakery.instance_id().to_string();
-    Json(json!({"instance": me.clone(), "instances": {me: instance_status(&bakery)}}))
+    let mut instances = serde_json::Map::new();
+    instances.insert(me.clone(), instance_status(&bakery));
+    if bakery.store().is_shared() {
+        match (bakery.store().instances(), bakery.store().unfinished()) {
+            (Ok(live), Ok(unfinished)) => {
+                for peer in live.into_iter().filter(|i| i.id != me) {
+                    let bakes: Vec<BakeStatus> = unfinished
+                        .iter()
+                        .filter(|r| r.instance_id == peer.id)
+                        .map(|r| BakeStatus::of(&r.id, r.phase))
+                        .collect();
+                    let status = if bakes.is_empty() { "IDLE" } else { "RUNNING" };
+                    instances.insert(peer.id, json!({"status": status, "bakes": bakes}));
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "/status/all lists only this instance: the store did not answer");
+            }
+        }
+    }
+    Json(json!({"instance": me, "instances": instances}))
 }
 
 /// `{"status":"UP"}` when the store answers; 503 with the reason otherwise.

@@ -5,7 +5,7 @@
 //! re-attaches to a run after a restart continues the log without repeating it.
 
 use crate::packer::output::{Outcome, human_text, parse_line};
-use crate::store::BakeStore;
+use crate::store::{BakeStore, StoreResult};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +23,8 @@ pub(super) struct LogSink {
     max_bytes: u64,
     truncated: bool,
     last_flush: Instant,
+    /// Whether the last flush failed (so an outage is warned about once).
+    failing: bool,
     pub outcome: Outcome,
     pub last_text: Option<String>,
 }
@@ -40,6 +42,7 @@ impl LogSink {
             max_bytes,
             truncated: false,
             last_flush: Instant::now(),
+            failing: false,
             outcome: Outcome::default(),
             last_text: None,
         }
@@ -100,20 +103,27 @@ impl LogSink {
     }
 
     /// Writes what is buffered to the store, then records how far the raw output is stored.
+    /// On failure the buffer is kept for the next flush (one warning per outage).
     pub fn flush(&mut self) {
-        self.last_flush = Instant::now();
-        if !self.buf.is_empty() {
-            match self.store.append_log(&self.id, &self.buf) {
-                Ok(()) => {
-                    self.stored_bytes += self.buf.len() as u64;
-                    self.buf.clear();
-                }
-                Err(e) => {
+        match self.try_flush() {
+            Ok(()) => self.failing = false,
+            Err(e) => {
+                if !std::mem::replace(&mut self.failing, true) {
                     tracing::warn!(bake = %self.id, error = %e, "could not store log lines; will retry");
-                    return;
                 }
             }
         }
+    }
+
+    /// [`LogSink::flush`], saying whether everything buffered is stored now.
+    pub fn try_flush(&mut self) -> StoreResult<()> {
+        self.last_flush = Instant::now();
+        if !self.buf.is_empty() {
+            self.store.append_log(&self.id, &self.buf)?;
+            self.stored_bytes += self.buf.len() as u64;
+            self.buf.clear();
+        }
         let _ = std::fs::write(&self.consumed_file, self.pending_offset.to_string());
+        Ok(())
     }
 }

@@ -10,6 +10,7 @@
 //! - Secrets are only in memory and in Packer's environment.
 
 mod create;
+mod ha;
 mod logs;
 mod metrics;
 mod queue;
@@ -59,20 +60,24 @@ pub enum CancelError {
 }
 
 impl Bakery {
+    /// A bakery on `store`. Its instance id is its data dir's own (see `ha`). On a shared store
+    /// it starts heartbeating at once: call it inside the runtime, before [`Bakery::recover`].
     pub fn new(settings: Settings, store: Arc<dyn BakeStore>, kiln_exe: PathBuf) -> Bakery {
-        let host = hostname();
-        Bakery {
+        let instance_id = ha::stable_instance_id(&settings.data_dir());
+        let bakery = Bakery {
             inner: Arc::new(Inner {
                 settings: RwLock::new(Arc::new(settings)),
                 store,
-                instance_id: format!("{}@{host}", uuid::Uuid::new_v4()),
+                instance_id,
                 kiln_exe,
                 active: Mutex::new(HashMap::new()),
                 queue: Mutex::new(Queue::default()),
                 metrics: Metrics::default(),
                 shutdown: CancellationToken::new(),
             }),
-        }
+        };
+        bakery.start_ha();
+        bakery
     }
 
     pub fn settings(&self) -> Arc<Settings> {

@@ -78,11 +78,18 @@ impl Bakery {
     /// Runs one bake in a slot it already holds, then frees the slot.
     async fn run_slot(&self, w: Waiting) {
         let id = w.record.id.clone();
-        let running =
-            self.inner
-                .store
-                .transition(&id, Phase::Running, Transition::default(), now_ms());
-        if let Ok(Some(record)) = running {
+        // Retried through a store outage: a bake dropped here would stay queued for good.
+        let start = || {
+            let store = &self.inner.store;
+            store.transition(&id, Phase::Running, Transition::default(), now_ms())
+        };
+        // A bake that was marked running when kiln stopped, before its Packer started, starts now.
+        let record = if w.record.phase == Phase::Running {
+            Some(w.record.clone())
+        } else {
+            self.until_stored("start", &id, start).await.flatten()
+        };
+        if let Some(record) = record {
             self.run_packer(record, &w.prepared, w.token).await;
         }
         lock(&self.inner.active).remove(&id);

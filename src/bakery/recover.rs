@@ -23,15 +23,24 @@ impl Bakery {
     /// Settles or resumes every unfinished bake. Call once, inside the runtime, before serving.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut found = Recovered::default();
+        // On a shared store, other instances' bakes are theirs (or settled by `ha` if they died).
+        let shared = self.inner.store.is_shared();
         let (running, queued): (Vec<_>, Vec<_>) = self
             .inner
             .store
             .unfinished()?
             .into_iter()
+            .filter(|r| !shared || r.instance_id == self.inner.instance_id)
             .partition(|r| r.phase == Phase::Running);
         // Re-attached runs take their slots before anything queued may start.
         for record in running {
-            if self.reattach(record.clone()) {
+            if never_started(&self.run_dir(&record.id)) {
+                // Stopped after the bake was marked running but before Packer started: nothing
+                // ran, so it simply starts again.
+                let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
+                self.requeue(record);
+                found.requeued += 1;
+            } else if self.reattach(record.clone()) {
                 found.reattached += 1;
             } else {
                 self.settle_lost(&record);
@@ -106,4 +115,12 @@ impl Bakery {
             }
         }
     }
+}
+
+/// Whether a run dir shows that Packer was never started: no pgid written and no supervisor.
+fn never_started(run_dir: &std::path::Path) -> bool {
+    use crate::packer::run::layout;
+    !run_dir.join(layout::PGID).exists()
+        && !run_dir.join(layout::EXIT).exists()
+        && !layout::supervisor_alive(run_dir)
 }

@@ -21,6 +21,23 @@ impl Bakery {
     ) {
         let settings = self.settings();
         let run_dir = self.run_dir(&record.id);
+        // qemu bakes: artifacts staged and per-bake paths added once the id is known.
+        let staged;
+        let p = if p.provider == "qemu" {
+            let req = serde_json::from_value(record.request.clone()).unwrap_or_default();
+            match crate::images::prepare_run(&settings.data_dir(), &record.id, p, &req).await {
+                Ok((run, notes)) => {
+                    for n in notes {
+                        let _ = self.inner.store.append_log(&record.id, &format!("{n}\n"));
+                    }
+                    staged = run;
+                    &staged
+                }
+                Err(e) => return self.fail_to_start(&record, &std::io::Error::other(e)),
+            }
+        } else {
+            p
+        };
         let secret_dir = match private_dir() {
             Ok(d) => d,
             Err(e) => return self.fail_to_start(&record, &e),
@@ -85,7 +102,7 @@ impl Bakery {
         let ticker = spawn_flusher(sink.clone());
         let report = {
             let sink = sink.clone();
-            run.follow(offset, started, &limits, token, move |line, end| {
+            run.follow(offset, started, &limits, token.clone(), move |line, end| {
                 lock(&sink).line(line, end);
             })
             .await
@@ -98,12 +115,31 @@ impl Bakery {
                 LogSink::new(self.inner.store.clone(), &record.id, run_dir.clone(), 0),
             ),
         };
-        self.settle(&record, &report, &limits, &mut sink);
+        // qemu bakes: the image's files, digest and boot check (`images::finish`) decide too.
+        let mut after = None;
+        if record.provider == "qemu" && (report.ending, report.stopped_by) == (Ending::Exited(0), None) {
+            let mut say = |line: &str| {
+                sink.note(line);
+                sink.flush();
+            };
+            let data_dir = self.data_dir();
+            after = crate::images::finish(&data_dir, &record, &mut say, &token).await.err();
+        }
+        self.settle(&record, &report, &limits, &mut sink, after).await;
         sink.flush();
     }
 
-    /// Turns a run's report into the bake's final phase, details and metrics.
-    fn settle(&self, record: &BakeRecord, report: &RunReport, limits: &Limits, sink: &mut LogSink) {
+    /// Turns a run's report into the bake's final phase, details and metrics. Its writes are
+    /// retried until the store takes them (see `ha`): a store outage delays a result, never
+    /// loses it.
+    async fn settle(
+        &self,
+        record: &BakeRecord,
+        report: &RunReport,
+        limits: &Limits,
+        sink: &mut LogSink,
+        after: Option<String>,
+    ) {
         let now = now_ms();
         let last = sink
             .last_text
@@ -130,6 +166,10 @@ impl Bakery {
                 "the Packer run for this bake stopped while kiln was down, and its result is unknown; bake again".to_string(),
             ),
         };
+        let (phase, cause, error) = match after {
+            Some(e) if phase == Phase::Succeeded => (Phase::Failed, Cause::JobFailed, e),
+            _ => (phase, cause, error),
+        };
         if phase != Phase::Succeeded {
             sink.note(&format!("kiln: bake {}: {error}", phase.as_str()));
         }
@@ -142,31 +182,39 @@ impl Bakery {
             error: (!error.is_empty()).then_some(error),
             details: details.clone(),
         };
+        let id = record.id.as_str();
+        let mut images: Vec<(&str, &str)> = Vec::new();
         if let Some(d) = &details {
             for a in d.artifacts.iter().flatten() {
                 if let (Some(loc), Some(reference)) = (&a.location, &a.reference) {
-                    let _ = self.inner.store.map_image(loc, reference, &record.id);
+                    images.push((loc, reference));
                 }
             }
             if d.artifacts.is_none()
                 && let Some(ami) = &d.ami
             {
-                let _ = self.inner.store.map_image(&record.region, ami, &record.id);
+                images.push((&record.region, ami));
             }
+        }
+        let store = &self.inner.store;
+        for (region, image) in images {
+            let map = || store.map_image(region, image, id);
+            self.until_stored("image", id, map).await;
         }
         // The log is complete before the phase changes, so a follower that sees the end has
         // seen every line.
-        sink.flush();
-        match self.inner.store.transition(&record.id, phase, change, now) {
-            Ok(Some(done)) => {
-                self.inner
-                    .metrics
-                    .completed(cause, &done.region, now - done.created_ms)
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(bake = %record.id, error = %e, "could not store the bake's result")
-            }
+        if self
+            .until_stored("log", id, || sink.try_flush())
+            .await
+            .is_none()
+        {
+            return;
+        }
+        let settled = || store.transition(id, phase, change.clone(), now);
+        if let Some(Some(done)) = self.until_stored("result", id, settled).await {
+            self.inner
+                .metrics
+                .completed(cause, &done.region, now - done.created_ms)
         }
     }
 
@@ -177,6 +225,9 @@ impl Bakery {
         record: &BakeRecord,
         outcome: &crate::packer::output::Outcome,
     ) -> BakeDetails {
+        if record.provider == "qemu" {
+            return crate::images::bake_details(&self.data_dir(), record);
+        }
         let image_name = outcome
             .image_name
             .clone()

@@ -208,10 +208,33 @@ fn check(s: &Settings) -> anyhow::Result<()> {
             }
         }
     }
-    if let Some(store) = &s.kiln.store
-        && store != "sqlite"
-    {
-        bail!("key 'kiln.store': '{store}' is not a store engine kiln has (expected sqlite)");
+    check_store(s)
+}
+
+/// `kiln.store` names an engine this build has; a Redis engine gets a usable URI and
+/// heartbeat timings that leave room for a missed beat.
+fn check_store(s: &Settings) -> anyhow::Result<()> {
+    use crate::store::{DEFAULT_REDIS_CONNECTION, Engine, check_redis_connection};
+    let engine = Engine::from_config(s.kiln.store.as_deref())
+        .map_err(|e| anyhow::anyhow!("key 'kiln.store': {e}"))?;
+    if engine != Engine::Redis {
+        return Ok(());
+    }
+    let uri = s
+        .redis
+        .connection
+        .as_deref()
+        .unwrap_or(DEFAULT_REDIS_CONNECTION);
+    check_redis_connection(uri).map_err(|e| anyhow::anyhow!("key 'redis.connection': {e}"))?;
+    if s.redis.timeout == Some(0) {
+        bail!("key 'redis.timeout': 0 ms would fail every call (Rosco's default is 2000)");
+    }
+    let (every, orphan) = (s.heartbeat_every(), s.orphan_timeout());
+    if orphan < every * 3 {
+        bail!(
+            "key 'kiln.ha.orphanTimeout': {orphan:?} is shorter than three heartbeats \
+             (kiln.ha.heartbeat is {every:?}); one late heartbeat would orphan running bakes"
+        );
     }
     Ok(())
 }
@@ -343,6 +366,43 @@ files:
             l.settings
                 .files
                 .contains_key("profiles__rosco__packer__my_template.json")
+        );
+    }
+
+    #[test]
+    fn the_store_engine_is_checked_with_its_redis_settings() {
+        let l = load_str("kiln:\n  store: sqlite\n", &env).unwrap();
+        assert_eq!(l.settings.kiln.store.as_deref(), Some("sqlite"));
+        let e = load_str("kiln:\n  store: mongo\n", &env).unwrap_err();
+        assert!(
+            e.to_string().contains("kiln.store") && e.to_string().contains("mongo"),
+            "{e}"
+        );
+        let redis = load_str(
+            "kiln:\n  store: redis\n  ha: {heartbeat: 1s, orphan-timeout: 3s}\nredis:\n  connection: redis://:pw@r:6379/2\n  timeout: 500\n",
+            &env,
+        );
+        if !cfg!(feature = "redis") {
+            let e = redis.unwrap_err().to_string();
+            assert!(e.contains("not compiled into this build"), "{e}");
+            return;
+        }
+        let s = redis.unwrap().settings;
+        assert_eq!(s.heartbeat_every(), std::time::Duration::from_secs(1));
+        assert_eq!(s.heartbeat_ttl(), std::time::Duration::from_secs(2));
+        let tls = load_str(
+            "kiln:\n  store: redis\nredis:\n  connection: rediss://r\n",
+            &env,
+        );
+        assert!(tls.unwrap_err().to_string().contains("TLS"));
+        let tight = load_str(
+            "kiln:\n  store: redis\n  ha:\n    orphanTimeout: 10s\n",
+            &env,
+        );
+        let e = tight.unwrap_err().to_string();
+        assert!(
+            e.contains("kiln.ha.orphanTimeout") && e.contains("three heartbeats"),
+            "{e}"
         );
     }
 

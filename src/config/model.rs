@@ -25,6 +25,8 @@ pub struct Settings {
     pub chocolatey_repository: Option<String>,
     pub packer: PackerSettings,
     pub aws: AwsSettings,
+    /// kiln: local images baked with Packer's qemu builder.
+    pub qemu: QemuSettings,
     pub redis: RedisSettings,
     pub kiln: KilnSettings,
     /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
@@ -165,6 +167,59 @@ pub struct AwsVirtualizationSettings {
     pub spot_price_auto_product: Option<String>,
 }
 
+/// kiln: the `qemu` provider (region `local`): qcow2 images baked on this machine.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct QemuSettings {
+    pub enabled: bool,
+    /// How the build VM runs: `tcg` (emulation, the default: works everywhere) or `kvm`.
+    pub accelerator: QemuAccelerator,
+    /// The template for qemu bakes (default `qemu.json`).
+    pub template_file: Option<String>,
+    /// Base images besides those `kiln base-image build` put in the data dir (these win on
+    /// the same id).
+    pub base_images: Vec<QemuBaseImage>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QemuAccelerator {
+    #[default]
+    Tcg,
+    Kvm,
+}
+
+impl QemuAccelerator {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QemuAccelerator::Tcg => "tcg",
+            QemuAccelerator::Kvm => "kvm",
+        }
+    }
+}
+
+/// A qemu base image: an ext4 root filesystem disk (no bootloader) booted with its kernel and
+/// initrd, reachable over SSH with a key.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct QemuBaseImage {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub id: String,
+    pub short_description: Option<String>,
+    pub package_type: Option<String>,
+    pub template_file: Option<String>,
+    pub custom_repository: Option<String>,
+    pub disk: PathBuf,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    /// The kernel command line (default `root=/dev/vda rw console=ttyS0`).
+    pub append: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+    /// The private key that logs in as `sshUserName`.
+    pub ssh_key: PathBuf,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RedisSettings {
@@ -181,7 +236,21 @@ pub struct KilnSettings {
     pub packer_path: Option<PathBuf>,
     pub jobs: KilnJobs,
     pub logs: KilnLogs,
+    /// The store engine: `sqlite` (default) or `redis` (see `crate::store::Engine`).
     pub store: Option<String>,
+    /// Several instances on one Redis: heartbeats and orphaned bakes.
+    pub ha: KilnHa,
+}
+
+/// `kiln.ha`: how instances sharing a store (`kiln.store: redis`) tell each other they live.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnHa {
+    /// The longest a dead instance's bakes stay unfinished before a live instance settles them
+    /// as orphaned (default 60s).
+    pub orphan_timeout: Option<DurationText>,
+    /// How often each instance refreshes its heartbeat and looks for orphans (default 5s).
+    pub heartbeat: Option<DurationText>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -254,6 +323,33 @@ impl Settings {
 
     pub fn max_concurrent(&self) -> usize {
         self.kiln.jobs.max_concurrent.unwrap_or(8).max(1)
+    }
+
+    /// How often an instance beats and looks for orphans (`kiln.ha.heartbeat`, default 5s).
+    pub fn heartbeat_every(&self) -> Duration {
+        self.kiln
+            .ha
+            .heartbeat
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5))
+    }
+
+    /// `kiln.ha.orphanTimeout` (default 60s).
+    pub fn orphan_timeout(&self) -> Duration {
+        self.kiln
+            .ha
+            .orphan_timeout
+            .map(|d| d.0)
+            .unwrap_or(Duration::from_secs(60))
+    }
+
+    /// How long a heartbeat lives: the orphan timeout less one check interval, so a peer that
+    /// looks once per interval settles a dead instance's bakes within the orphan timeout.
+    pub fn heartbeat_ttl(&self) -> Duration {
+        self.orphan_timeout()
+            .saturating_sub(self.heartbeat_every())
+            .max(self.heartbeat_every())
     }
 
     pub fn max_log_bytes(&self) -> u64 {

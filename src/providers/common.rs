@@ -2,7 +2,7 @@
 //! CI artifacts, the image name and appversion, the repository, extended attributes, the
 //! template and var file inside `configDir`, and the bake identity.
 
-use super::{aws, identity::Identity, paths::resolve_in_config_dir};
+use super::{aws, identity::Identity, paths::resolve_in_config_dir, qemu};
 use crate::bake::{BakeRequest, present};
 use crate::config::{Settings, parse_duration};
 use crate::recipe::{self, OsPackageName, PackageType};
@@ -32,7 +32,7 @@ pub enum BakeError {
 type Vars = Vec<(String, String)>;
 
 /// Extended attributes kiln reads itself; they are not passed to Packer.
-pub const KILN_ATTRIBUTES: [&str; 2] = ["kiln_timeout", "kiln_idle_timeout"];
+pub const KILN_ATTRIBUTES: [&str; 3] = ["kiln_timeout", "kiln_idle_timeout", qemu::BOOT_TEST];
 
 /// A request turned into everything needed to run Packer.
 #[derive(Debug, Clone)]
@@ -75,10 +75,17 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
     let provider = present(&req.cloud_provider_type)
         .unwrap_or(ctx.settings.default_provider())
         .to_string();
-    if provider != "aws" || !ctx.settings.aws.enabled {
+    let qemu_enabled = provider == "qemu" && ctx.settings.qemu.enabled;
+    let aws_enabled = provider == "aws" && ctx.settings.aws.enabled;
+    if !aws_enabled && !qemu_enabled {
         return Err(BakeError::UnknownProvider(provider));
     }
-    let base = aws::select(req, ctx)?;
+    // The qemu provider: a local base image instead of an AMI (see `qemu`).
+    let local = qemu_enabled.then(|| qemu::select(req, ctx)).transpose()?;
+    let base = match &local {
+        Some(l) => l.base.clone(),
+        None => aws::select(req, ctx)?,
+    };
     let kind: PackageType = base
         .image
         .package_type
@@ -88,7 +95,12 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         .map_err(|e| BakeError::Invalid(format!("base image '{}': {e}", base.image.id)))?;
 
     let requested = req.packages();
-    let artifacts = req.package_artifacts.clone().unwrap_or_default();
+    let mut artifacts = req.package_artifacts.clone().unwrap_or_default();
+    let mut staged = Vec::new();
+    if local.is_some() {
+        artifacts = qemu::with_digests(kind, &artifacts)?;
+        staged = qemu::staged_artifacts(kind, &artifacts)?;
+    }
     let resolved = recipe::resolve_packages(kind, &requested, &artifacts)
         .map_err(|e| BakeError::Invalid(e.to_string()))?;
     let naming: Vec<OsPackageName> = resolved
@@ -101,16 +113,31 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         .iter()
         .find(|p| p.name.as_deref().is_some_and(|n| !n.is_empty()));
     let image_name = recipe::image_name(req, first, ctx.now_ms);
-    recipe::check_aws_image_name(&image_name).map_err(BakeError::Invalid)?;
+    match &local {
+        Some(_) => qemu::check_image_name(&image_name)?,
+        None => recipe::check_aws_image_name(&image_name).map_err(BakeError::Invalid)?,
+    }
     let app_version = recipe::app_version(req, first, kind);
 
-    let mut vars = aws::variables(req, ctx, &base, &image_name, app_version.as_deref());
-    common_variables(&mut vars, req, ctx, &base.image, kind, &resolved.install);
+    let (mut vars, packages) = match &local {
+        Some(l) => (
+            qemu::variables(ctx, req, &l.image, &image_name, app_version.as_deref()),
+            qemu::packages_variable(kind, &resolved.install, &staged),
+        ),
+        None => (
+            aws::variables(req, ctx, &base, &image_name, app_version.as_deref()),
+            recipe::packages_parameter(kind, &resolved.install),
+        ),
+    };
+    common_variables(&mut vars, req, ctx, &base.image, kind, packages);
     let (variables, secret_variables) = split_secrets(vars, &ctx.settings.masked_parameters());
 
     let template_name = present(&req.template_file_name)
         .or(base.image.template_file.as_deref())
-        .or(ctx.settings.aws.bakery_defaults.template_file.as_deref())
+        .or(match &local {
+            Some(_) => ctx.settings.qemu.template_file.as_deref().or(Some("qemu.json")),
+            None => ctx.settings.aws.bakery_defaults.template_file.as_deref(),
+        })
         .unwrap_or("aws-ebs.json")
         .to_string();
     let template_path = resolve_in_config_dir(ctx.config_dir, &template_name, "template")
@@ -137,7 +164,10 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         var_file,
         variables,
         secret_variables,
-        env: aws::credentials_env(ctx.settings),
+        env: match &local {
+            Some(_) => Vec::new(),
+            None => aws::credentials_env(ctx.settings),
+        },
         timeout,
         idle_timeout,
     };
@@ -152,7 +182,7 @@ fn common_variables(
     ctx: &RecipeContext,
     image: &crate::config::BaseImage,
     kind: PackageType,
-    install: &[OsPackageName],
+    packages: String,
 ) {
     let repository = image
         .custom_repository
@@ -165,11 +195,7 @@ fn common_variables(
         });
     push(vars, "repository", repository);
     push(vars, "package_type", Some(kind.as_str().to_string()));
-    push(
-        vars,
-        "packages",
-        Some(recipe::packages_parameter(kind, install)),
-    );
+    push(vars, "packages", Some(packages));
     push(vars, "build_host", req.build_host.clone());
     if req.upgrade == Some(true) {
         push(vars, "upgrade", Some("true".into()));

@@ -1,12 +1,14 @@
 //! Turning a bake request into a Packer recipe, one cloud at a time. A provider picks the base
 //! image and the template and produces the Packer variables; what is common to every provider
 //! (packages, repository, extended attributes, the template's location, the bake identity) lives
-//! in [`common`]. Only AWS exists today; the qemu provider is planned.
+//! in [`common`]. Providers: `aws` (an AMI) and `qemu` (a qcow2 image on this machine, region
+//! `local`).
 
 mod aws;
 mod common;
 mod identity;
 mod paths;
+pub mod qemu;
 
 pub use common::{BakeError, Prepared, RecipeContext, prepare};
 pub use identity::Identity;

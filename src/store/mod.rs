@@ -8,14 +8,26 @@
 //! - A finished bake never changes phase again (`Phase::can_become`), so a late update never
 //!   resurrects a canceled bake.
 //! - Logs are appended in chunks and read back whole; nothing rewrites a whole log.
+//! - An engine several kiln instances share ([`BakeStore::is_shared`]) keeps their heartbeats,
+//!   and settles a bake as orphaned only when its owner's heartbeat is gone, exactly once.
 
 #[cfg(test)]
 pub(crate) mod conformance;
+mod engine;
+#[cfg(feature = "redis")]
+mod redis;
 mod sqlite;
 
+pub use engine::{
+    DEFAULT_REDIS_CONNECTION, DEFAULT_REDIS_TIMEOUT_MS, Engine, EngineError,
+    check_redis_connection, open,
+};
+#[cfg(feature = "redis")]
+pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
 use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
+use std::time::Duration;
 
 /// A store failure. Engines map their own errors into this one.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +58,16 @@ pub struct Transition {
     pub cause: Option<Cause>,
     pub error: Option<String>,
     pub details: Option<BakeDetails>,
+}
+
+/// A kiln instance whose heartbeat is live, as its last heartbeat tells.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Instance {
+    pub id: String,
+    /// When it last beat (its own clock, ms since the epoch).
+    pub beat_ms: i64,
+    /// The bakes it said it was queuing or running then.
+    pub running: Vec<String>,
 }
 
 pub trait BakeStore: Send + Sync {
@@ -94,4 +116,33 @@ pub trait BakeStore: Send + Sync {
 
     /// Checks the backend answers.
     fn ping(&self) -> StoreResult<()>;
+
+    /// Whether several kiln instances share this store. One node's own store (SQLite) answers
+    /// false: every bake in it is that node's, so the heartbeat methods below do nothing.
+    fn is_shared(&self) -> bool {
+        false
+    }
+
+    /// Records that `instance` is alive for `ttl` from now, queuing or running `running`.
+    fn heartbeat(
+        &self,
+        _instance: &str,
+        _ttl: Duration,
+        _running: &[String],
+        _now_ms: i64,
+    ) -> StoreResult<()> {
+        Ok(())
+    }
+
+    /// The instances whose heartbeat is live, by id.
+    fn instances(&self) -> StoreResult<Vec<Instance>> {
+        Ok(Vec::new())
+    }
+
+    /// Settles, in one atomic step, every unfinished bake whose owner (`instance_id`) has no
+    /// live heartbeat: it becomes failed with cause `orphaned`, and a line in its log says why.
+    /// Returns the settled bakes. Of several racing claimers, each bake goes to exactly one.
+    fn claim_orphans(&self, _claimer: &str, _now_ms: i64) -> StoreResult<Vec<BakeRecord>> {
+        Ok(Vec::new())
+    }
 }

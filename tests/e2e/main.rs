@@ -2,9 +2,14 @@
 //! server on loopback. Nothing here reaches a real cloud: every template under test points its
 //! EC2 endpoint at moto.
 
+mod admin;
+mod admin_reload;
 mod api;
 mod aws;
+#[cfg(feature = "redis")]
+mod ha;
 mod harness;
 mod lifecycle;
+mod qemu;
 mod recipes;
 mod vm;

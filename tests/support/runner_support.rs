@@ -19,7 +19,10 @@ pub struct TestRun {
 impl TestRun {
     pub fn new() -> Self {
         let tmp = tempfile::tempdir().expect("tempdir");
-        TestRun { tmp, marker: uuid::Uuid::new_v4().to_string() }
+        TestRun {
+            tmp,
+            marker: uuid::Uuid::new_v4().to_string(),
+        }
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -32,7 +35,10 @@ impl TestRun {
 
     /// The environment for the supervisor: the marker plus `extra`.
     pub fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-        let mut env = vec![("KILN_TEST_RUN".to_string(), self.marker.clone()), ("FAKE_MARKER".to_string(), self.marker.clone())];
+        let mut env = vec![
+            ("KILN_TEST_RUN".to_string(), self.marker.clone()),
+            ("FAKE_MARKER".to_string(), self.marker.clone()),
+        ];
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
     }
@@ -40,7 +46,9 @@ impl TestRun {
     /// Starts the fake Packer in `mode`.
     pub async fn start_fake(&self, mode: &str, max_log_bytes: u64, extra: &[(&str, &str)]) -> Run {
         let spec = RunSpec {
-            argv: [FAKE_PACKER, "build", "-machine-readable", "template.json"].map(String::from).to_vec(),
+            argv: [FAKE_PACKER, "build", "-machine-readable", "template.json"]
+                .map(String::from)
+                .to_vec(),
             cwd: None,
             redact_env: vec![SECRET_VAR.to_string()],
             max_log_bytes,
@@ -48,7 +56,9 @@ impl TestRun {
         let mut vars = vec![("FAKE_PACKER_MODE", mode)];
         vars.extend_from_slice(extra);
         let env = self.env(&vars);
-        run::start(Path::new(KILN), &self.dir(), &spec, &env).await.expect("start")
+        run::start(Path::new(KILN), &self.dir(), &spec, &env)
+            .await
+            .expect("start")
     }
 
     /// Waits (up to 3 s) until no process carries the marker; panics naming the survivors.
@@ -59,14 +69,20 @@ impl TestRun {
             if left.is_empty() {
                 return;
             }
-            assert!(Instant::now() < deadline, "processes of the run are left: {left:?}");
+            assert!(
+                Instant::now() < deadline,
+                "processes of the run are left: {left:?}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
     /// The pid of this run's supervisor, if it is alive.
     pub fn supervisor_pid(&self) -> Option<i32> {
-        processes_with(&self.marker).into_iter().find(|(_, cmd)| cmd.contains("__supervise")).map(|(pid, _)| pid)
+        processes_with(&self.marker)
+            .into_iter()
+            .find(|(_, cmd)| cmd.contains("__supervise"))
+            .map(|(pid, _)| pid)
     }
 }
 
@@ -96,7 +112,12 @@ pub fn limits(total: Option<u64>, idle: Option<u64>, grace_ms: u64) -> Limits {
 }
 
 /// Follows `run` from offset 0; cancels `cancel` once a line containing `cancel_on` arrives.
-pub async fn follow(run: Run, limits: Limits, started_at: SystemTime, cancel_on: Option<&str>) -> Followed {
+pub async fn follow(
+    run: Run,
+    limits: Limits,
+    started_at: SystemTime,
+    cancel_on: Option<&str>,
+) -> Followed {
     let token = CancellationToken::new();
     let trigger = token.clone();
     let mut lines = Vec::new();
@@ -109,7 +130,11 @@ pub async fn follow(run: Run, limits: Limits, started_at: SystemTime, cancel_on:
             lines.push((line.to_string(), offset));
         })
         .await;
-    Followed { report, lines, took: began.elapsed() }
+    Followed {
+        report,
+        lines,
+        took: began.elapsed(),
+    }
 }
 
 /// Processes (pid, cmdline) whose environment holds `KILN_TEST_RUN=<marker>`.
@@ -121,7 +146,9 @@ pub fn processes_with(marker: &str) -> Vec<(i32, String)> {
     let pids = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok());
     pids.filter(|pid| {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
-        environ.split(|&b| b == 0).any(|var| var == wanted.as_bytes())
+        environ
+            .split(|&b| b == 0)
+            .any(|var| var == wanted.as_bytes())
     })
     .map(|pid| {
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -132,5 +159,9 @@ pub fn processes_with(marker: &str) -> Vec<(i32, String)> {
 
 /// Sends `sig` to one process (not a group), for tests that play "kiln's machine crashed".
 pub fn kill_pid(pid: i32, sig: i32) {
-    std::process::Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status().expect("kill");
+    std::process::Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("kill");
 }

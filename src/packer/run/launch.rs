@@ -21,14 +21,15 @@ const START_POLL: Duration = Duration::from_millis(5);
 #[derive(Debug)]
 pub struct Run {
     pub(super) dir: PathBuf,
-    /// Packer's process group; 0 if unknown (a finished run whose `pgid` file is missing).
+    /// Packer's process group; 0 while unknown (not published yet, or a finished run without
+    /// a `pgid` file).
     pub(super) pgid: i32,
     /// The supervisor, when this kiln process started it: its exit is the fastest end signal.
     pub(super) supervisor: Option<tokio::process::Child>,
 }
 
 impl Run {
-    /// Packer's process group id (its pid).
+    /// Packer's process group id (its pid); 0 while unknown.
     pub fn pgid(&self) -> i32 {
         self.pgid
     }
@@ -86,26 +87,18 @@ pub async fn start(
 /// Picks up a run started by an earlier kiln process. `None` if the run is lost: it never
 /// finished (no `exit`), and neither its supervisor nor its process group is alive.
 pub fn reattach(run_dir: &Path) -> Option<Run> {
-    let exit = layout::read_exit(run_dir).ok().flatten();
     let pgid = layout::read_pgid(run_dir).ok().flatten();
-    let run = |pgid| {
-        Some(Run {
-            dir: run_dir.to_path_buf(),
-            pgid,
-            supervisor: None,
-        })
-    };
-    match (exit, pgid) {
-        (Some(_), pgid) => run(pgid.unwrap_or(0)),
-        (None, Some(pgid)) if layout::supervisor_alive(run_dir) || signal::group_alive(pgid) => {
-            run(pgid)
-        }
-        // The supervisor may have written `exit` and died since the first look.
-        (None, _) => layout::read_exit(run_dir)
-            .ok()
-            .flatten()
-            .and(run(pgid.unwrap_or(0))),
-    }
+    // A live supervisor without `pgid` yet is starting Packer (kiln died during `start`);
+    // `follow` picks the group up once it is published.
+    let alive = layout::supervisor_alive(run_dir) || pgid.is_some_and(signal::group_alive);
+    // `exit` is read after the liveness checks: a supervisor that wrote it and died in between
+    // is then not mistaken for a lost run.
+    let finished = layout::read_exit(run_dir).ok().flatten().is_some();
+    (alive || finished).then(|| Run {
+        dir: run_dir.to_path_buf(),
+        pgid: pgid.unwrap_or(0),
+        supervisor: None,
+    })
 }
 
 /// Writes `spec.json` (0600, never over an existing one: one run per directory).
@@ -148,5 +141,48 @@ async fn wait_for_pgid(dir: &Path, supervisor: &mut tokio::process::Child) -> io
             ));
         }
         tokio::time::sleep(START_POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packer::run::{Ending, Limits};
+    use std::time::SystemTime;
+
+    fn limits() -> Limits {
+        Limits {
+            total: None,
+            idle: None,
+            kill_grace: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn a_run_with_no_supervisor_group_or_exit_is_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(reattach(dir.path()).is_none());
+        layout::write_atomic(dir.path(), layout::PGID, b"2147483000").unwrap();
+        assert!(reattach(dir.path()).is_none());
+    }
+
+    #[tokio::test]
+    async fn a_starting_supervisor_is_reattached_before_it_publishes_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = layout::take_supervisor_lock(dir.path()).unwrap();
+        let run = reattach(dir.path()).expect("a live supervisor");
+        assert_eq!(run.pgid(), 0);
+        layout::write_atomic(dir.path(), layout::EXIT, br#"{"code": 3}"#).unwrap();
+        drop(lock);
+        let report = run
+            .follow(
+                0,
+                SystemTime::now(),
+                &limits(),
+                Default::default(),
+                |_, _| {},
+            )
+            .await;
+        assert_eq!(report.ending, Ending::Exited(3));
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! Atomic files are written to a temporary name and renamed, so a reader sees all or nothing.
 
+use super::signal;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, ErrorKind, Write};
@@ -96,7 +97,12 @@ pub fn take_supervisor_lock(dir: &Path) -> io::Result<File> {
         .truncate(false)
         .write(true)
         .open(dir.join(LOCK))?;
-    file.try_lock().map_err(io::Error::from)?;
+    if !signal::try_flock(&file, true)? {
+        return Err(io::Error::new(
+            ErrorKind::WouldBlock,
+            "the run lock is held",
+        ));
+    }
     Ok(file)
 }
 
@@ -106,7 +112,7 @@ pub fn supervisor_alive(dir: &Path) -> bool {
         return false;
     };
     // Taking the lock ourselves means nobody holds it; closing `file` releases it at once.
-    matches!(file.try_lock_shared(), Err(fs::TryLockError::WouldBlock))
+    matches!(signal::try_flock(&file, false), Ok(false))
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@
 //! Invariants:
 //! - Packer runs in a process group of its own and is only ever signalled as a group, so its
 //!   plugins and provisioner shells get the signal too ([`signal`]).
-//! - Stopping is SIGTERM, a grace period, then SIGKILL: Packer cleans up its cloud resources on
-//!   SIGTERM ([`follow`] explains why SIGINT is not used).
+//! - Stopping is SIGINT to the group, a grace period, then SIGKILL: Packer cleans up its cloud
+//!   resources when interrupted ([`STOP_SIGNAL`] says why SIGINT and not SIGTERM).
 //! - Secrets travel only in the supervisor's environment and never reach `output.log`
 //!   ([`crate::packer::redact`]).
 //! - `output.log` is bounded ([`log`]) and Packer's result lines survive the bound.
@@ -23,7 +23,7 @@ pub mod signal;
 mod supervisor;
 mod tail;
 
-pub use follow::{Ending, Limits, RunReport, StoppedBy};
+pub use follow::{Ending, Limits, RunReport, STOP_SIGNAL, StoppedBy};
 pub use launch::{Run, reattach, start};
 pub use layout::{ExitRecord, RunSpec};
 pub use log::{LINE_TRUNCATED, MAX_LINE_BYTES, is_result_line};

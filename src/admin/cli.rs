@@ -1,0 +1,100 @@
+//! The admin command tree, Halyard's in kiln's words: `kiln config provider aws bakery …`,
+//! `kiln config validate` and `kiln deploy apply`. Each command's flags live next to its logic;
+//! this module only routes and turns errors into exit codes.
+
+use super::bakery::{self, EditArgs};
+use super::base_image::{self, BaseImageCommand};
+use super::{deploy, validate};
+use anyhow::anyhow;
+use clap::{Args, Subcommand};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// A cloud provider's settings.
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Check the config as start-up does, and `packer validate` every template it can select.
+    Validate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Amazon Web Services.
+    #[command(subcommand)]
+    Aws(AwsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// The bakery's AWS settings (`aws.bakeryDefaults`).
+    #[command(subcommand)]
+    Bakery(BakeryCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BakeryCommand {
+    /// Change the bakery defaults in the config file (Halyard's flags).
+    Edit(Box<EditArgs>),
+    /// Print the effective bakery settings, secrets masked.
+    Show,
+    /// The base images bakes start from.
+    #[command(subcommand)]
+    BaseImage(BaseImageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeployCommand {
+    /// Ask the running kiln to reload its config file (running bakes are untouched).
+    Apply(ApplyArgs),
+}
+
+/// Where the running kiln is: as `kiln serve` was told.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The port kiln serves on, if it was started with --port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// kiln's data dir, if it was started with --data-dir (its kiln.addr file wins).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// `kiln config …`.
+pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
+    let result = match cmd {
+        ConfigCommand::Validate => validate::run(config),
+        ConfigCommand::Provider(ProviderCommand::Aws(AwsCommand::Bakery(b))) => match b {
+            BakeryCommand::Edit(args) => bakery::edit(config, args).map(|()| true),
+            BakeryCommand::Show => bakery::show(config).map(|()| true),
+            BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
+        },
+    };
+    exit(result)
+}
+
+/// `kiln deploy …`.
+pub fn run_deploy(config: Option<&Path>, cmd: &DeployCommand) -> ExitCode {
+    match cmd {
+        DeployCommand::Apply(args) => exit(deploy::apply(config, args)),
+    }
+}
+
+fn exit(result: anyhow::Result<bool>) -> ExitCode {
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("kiln: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The file an edit writes: `--config` or `KILN_CONFIG`.
+pub(crate) fn require_config(config: Option<&Path>) -> anyhow::Result<&Path> {
+    config.ok_or_else(|| {
+        anyhow!("which config file? pass --config FILE or set KILN_CONFIG (the file kiln serves)")
+    })
+}

@@ -1,0 +1,166 @@
+//! The config file kiln serves, opened for an edit and written back atomically: a temp file in
+//! the same folder, flushed, then renamed over the original, so a running kiln or a crash never
+//! sees half a file. A file holding a secret is made mode 0600; otherwise its mode is kept.
+//! The operator's other keys are kept; YAML comments are not (the tree is re-serialized).
+
+use super::yaml;
+use anyhow::{Context, bail};
+use serde_yaml::{Mapping, Value};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// A config file being edited.
+pub(crate) struct ConfigFile {
+    /// The real file (symlinks followed), so the rename replaces the file, not the link.
+    path: PathBuf,
+    original: Option<String>,
+    pub root: Mapping,
+}
+
+impl ConfigFile {
+    /// Opens `path` for editing; a missing file is an empty configuration.
+    pub(crate) fn open(path: &Path) -> anyhow::Result<ConfigFile> {
+        let real = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let original = match std::fs::read_to_string(&real) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", real.display())),
+        };
+        let root = match original.as_deref().map(serde_yaml::from_str::<Value>) {
+            None => Mapping::new(),
+            Some(Ok(Value::Null)) => Mapping::new(),
+            Some(Ok(Value::Mapping(m))) => m,
+            Some(Ok(_)) => bail!("{} does not hold a YAML mapping", real.display()),
+            Some(Err(e)) => bail!("{} is not valid YAML ({e}); fix it first", real.display()),
+        };
+        Ok(ConfigFile {
+            path: real,
+            original,
+            root,
+        })
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the original text had comments, which a rewrite drops.
+    pub(crate) fn had_comments(&self) -> bool {
+        self.original
+            .as_deref()
+            .is_some_and(|t| t.lines().any(|l| l.trim_start().starts_with('#')))
+    }
+
+    /// Writes the tree back. Refuses when the edit turns a loadable file into one kiln would not
+    /// start with (the reason is given); the original stays as it was.
+    pub(crate) fn save(&self) -> anyhow::Result<()> {
+        let text = serde_yaml::to_string(&self.root).context("cannot write the YAML")?;
+        let env = |k: &str| std::env::var(k).ok();
+        let was_ok = self
+            .original
+            .as_deref()
+            .is_none_or(|t| crate::config::load_str(t, &env).is_ok());
+        if was_ok && let Err(e) = crate::config::load_str(&text, &env) {
+            bail!(
+                "not written: kiln would not start with the edited file: {e:#}; {} is unchanged",
+                self.path.display()
+            );
+        }
+        write_atomically(&self.path, text.as_bytes(), self.mode())
+    }
+
+    /// 0600 when the file holds a secret; else the file's current mode (0644 for a new file).
+    fn mode(&self) -> u32 {
+        if holds_secret(&self.root) {
+            return 0o600;
+        }
+        std::fs::metadata(&self.path)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644)
+    }
+}
+
+/// Whether `aws.bakeryDefaults.awsSecretKey` is set.
+pub(crate) fn holds_secret(root: &Mapping) -> bool {
+    let secret = yaml::get(root, "aws")
+        .and_then(Value::as_mapping)
+        .and_then(|aws| yaml::get(aws, "bakeryDefaults"))
+        .and_then(Value::as_mapping)
+        .and_then(|d| yaml::get(d, "awsSecretKey"));
+    secret.is_some_and(|s| !yaml::text(Some(s)).trim().is_empty())
+}
+
+/// Temp file (created 0600, so a secret is never readable by others even for a moment), flush,
+/// final mode, rename, then flush the folder so the rename survives a crash.
+fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("config");
+    let tmp = dir.join(format!(".{name}.kiln-tmp-{}", std::process::id()));
+    let written = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        f.write_all(bytes)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_a_secret_is_written_0600_and_others_keep_their_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.yml");
+        std::fs::write(&path, "x: 1\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.root.insert("y".into(), 2.into());
+        f.save().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o640);
+        let mut f = ConfigFile::open(&path).unwrap();
+        let yaml = "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: S\n";
+        f.root = serde_yaml::from_str(yaml).unwrap();
+        f.save().unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn an_edit_that_breaks_a_good_file_is_not_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.yml");
+        std::fs::write(&path, "server:\n  port: 8087\n").unwrap();
+        let mut f = ConfigFile::open(&path).unwrap();
+        f.root.insert("server".into(), "eighty".into());
+        let e = f.save().unwrap_err().to_string();
+        assert!(e.contains("not written"), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "server:\n  port: 8087\n"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! `kiln config validate`: what start-up checks (loading, placeholders, types, the cross-field
+//! checks, the listen address, preparing configDir with the shipped files and `files:`), then
+//! `packer validate` of every template the config can select: `bakeryDefaults.templateFile`,
+//! each base image's `templateFile`, and every `*.json` / `*.pkr.hcl` in configDir.
+//!
+//! configDir is prepared in a scratch copy, so validating never changes what a running kiln
+//! bakes with. Templates are validated with the variables kiln would pass for a bake of a base
+//! image that selects them (a full check: e.g. a missing `sshUserName` fails here, not in a
+//! bake); a template needing a variable only a request can give falls back to `-syntax-only`.
+
+use crate::bake::BakeRequest;
+use crate::config::Settings;
+use crate::providers::{RecipeContext, prepare, resolve_in_config_dir};
+use anyhow::Context;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Prints one line per check; `Ok(false)` when anything failed.
+pub(crate) fn run(config: Option<&Path>) -> anyhow::Result<bool> {
+    let shown = config.map_or("(none: the defaults)".into(), |p| p.display().to_string());
+    let settings = match load(config) {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAILED  config {shown}: {e:#}");
+            return Ok(false);
+        }
+    };
+    println!("OK      config {shown}");
+    let staging = match Staging::prepare(&settings) {
+        Ok(s) => s,
+        Err(e) => {
+            println!(
+                "FAILED  configDir {}: {e:#}",
+                settings.config_dir().display()
+            );
+            return Ok(false);
+        }
+    };
+    let mut ok = true;
+    for (name, why) in templates(&settings, &staging.0) {
+        let (passed, line) = check(&settings, &staging.0, &name, why);
+        ok &= passed;
+        println!("{line}");
+    }
+    Ok(ok)
+}
+
+/// Loading as `kiln serve` does, and its further start-up checks.
+fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
+    let loaded = crate::config::load(config)?;
+    for w in &loaded.warnings {
+        eprintln!("warning: {w}");
+    }
+    let s = loaded.settings;
+    s.server
+        .address
+        .parse::<std::net::IpAddr>()
+        .with_context(|| format!("server.address '{}' is not an IP address", s.server.address))?;
+    Ok(s)
+}
+
+/// A scratch copy of configDir with the shipped files and `files:` installed; removed on drop.
+struct Staging(PathBuf);
+
+impl Staging {
+    fn prepare(settings: &Settings) -> anyhow::Result<Staging> {
+        let dir = std::env::temp_dir().join(format!("kiln-validate-{}", uuid::Uuid::new_v4()));
+        let staging = Staging(dir.clone());
+        let live = settings.config_dir();
+        if live.is_dir() {
+            copy_dir(&live, &dir).with_context(|| format!("cannot read {}", live.display()))?;
+        }
+        let mut copy = settings.clone();
+        copy.rosco.config_dir = Some(dir);
+        crate::templates::install(&copy)?;
+        Ok(staging)
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let (src, dst) = (entry.path(), to.join(entry.file_name()));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&src)?, &dst)?;
+        } else if kind.is_dir() {
+            copy_dir(&src, &dst)?;
+        } else if kind.is_file() {
+            std::fs::copy(&src, &dst)?;
+        }
+    }
+    Ok(())
+}
+
+/// Every template the config can select, with why it is checked; configured ones first.
+fn templates(settings: &Settings, dir: &Path) -> Vec<(String, &'static str)> {
+    let d = &settings.aws.bakery_defaults;
+    let mut out: Vec<(String, &'static str)> = Vec::new();
+    let mut add = |name: &str, why| {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), why));
+        }
+    };
+    add(
+        d.template_file.as_deref().unwrap_or("aws-ebs.json"),
+        "aws.bakeryDefaults.templateFile",
+    );
+    for img in &d.base_images {
+        if let Some(t) = &img.base_image.template_file {
+            add(t, "a base image's templateFile");
+        }
+    }
+    let mut found: Vec<String> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| !n.starts_with('.') && (n.ends_with(".json") || n.ends_with(".pkr.hcl")))
+        .collect();
+    found.sort();
+    for name in found {
+        add(&name, "in configDir");
+    }
+    out
+}
+
+/// Validates one template: `(passed, the line to print)`.
+fn check(settings: &Settings, dir: &Path, name: &str, why: &str) -> (bool, String) {
+    let path = match resolve_in_config_dir(dir, name, "template") {
+        Ok(p) => p,
+        Err(e) => return (false, format!("FAILED  {name} ({why}): {e}")),
+    };
+    if why == "in configDir" && !is_template(&path) {
+        return (true, format!("SKIPPED {name}: no builders (a var file?)"));
+    }
+    let vars = variables(settings, dir, name, &path);
+    let full = packer_validate(settings, dir, &path, &vars, false);
+    match full {
+        Ok(()) => (true, format!("OK      {name}")),
+        Err(e) if needs_request_values(&e) => {
+            match packer_validate(settings, dir, &path, &[], true) {
+                Ok(()) => (true, format!("OK      {name} (syntax only: {})", unset(&e))),
+                Err(e) => (false, format!("FAILED  {name}: {e}")),
+            }
+        }
+        Err(e) => (false, format!("FAILED  {name}: {e}")),
+    }
+}
+
+/// A JSON file that parses and has no `builders` is a var file, not a template.
+fn is_template(path: &Path) -> bool {
+    if path.extension().is_some_and(|e| e == "hcl") {
+        return true;
+    }
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(serde_json::Value::Object(m)) => m.contains_key("builders"),
+        _ => true,
+    }
+}
+
+/// `needs qemu_kernel, qemu_initrd at bake time`, from Packer's unset-variable errors.
+fn unset(error: &str) -> String {
+    let json = error
+        .split("required variable not set: ")
+        .skip(1)
+        .filter_map(|r| r.split_whitespace().next());
+    let hcl = error
+        .split("Unset variable \"")
+        .skip(1)
+        .filter_map(|r| r.split('"').next());
+    let names: Vec<&str> = json.chain(hcl).collect();
+    format!("needs {} at bake time", names.join(", "))
+}
+
+fn needs_request_values(error: &str) -> bool {
+    error.contains("required variable not set") || error.contains("Unset variable")
+}
+
+/// The variables kiln would pass baking a base image that selects `name` (else the first base
+/// image); representative values when the config has none to bake. An HCL template gets only
+/// the variables it declares (Packer refuses others; JSON templates ignore them).
+fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vec<(String, String)> {
+    let mut vars = recipe_variables(settings, dir, name).unwrap_or_else(|| {
+        let d = &settings.aws.bakery_defaults;
+        let mut v: Vec<(String, String)> = [
+            ("aws_region", "us-east-1"),
+            ("aws_instance_type", "t3.micro"),
+            ("aws_source_ami", "ami-00000000"),
+            ("aws_target_ami", "kiln-validate"),
+            ("aws_ssh_username", "ubuntu"),
+            ("package_type", "deb"),
+            ("packages", "kiln-validate"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        v.push(("configDir".into(), dir.display().to_string()));
+        for (k, val) in [
+            ("aws_subnet_id", &d.aws_subnet_id),
+            ("aws_vpc_id", &d.aws_vpc_id),
+            ("aws_ec2_endpoint", &d.aws_ec2_endpoint),
+        ] {
+            if let Some(val) = val {
+                v.push((k.to_string(), val.clone()));
+            }
+        }
+        v
+    });
+    if path.to_string_lossy().ends_with(".pkr.hcl") {
+        let declared = declared_variables(path);
+        vars.retain(|(k, _)| declared.contains(k));
+    }
+    vars
+}
+
+fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vec<(String, String)>> {
+    let images = &settings.aws.bakery_defaults.base_images;
+    let image = images
+        .iter()
+        .find(|b| b.base_image.template_file.as_deref() == Some(name))
+        .or(images.first())?;
+    let vs = image.virtualization_settings.first()?;
+    let req = BakeRequest {
+        package_name: Some("kiln-validate".into()),
+        base_os: Some(image.base_image.id.clone()),
+        vm_type: vs.virtualization_type.clone(),
+        template_file_name: Some(name.to_string()),
+        cloud_provider_type: Some("aws".into()),
+        ..Default::default()
+    };
+    let ctx = RecipeContext {
+        settings,
+        config_dir: dir,
+        region: &vs.region,
+        now_ms: crate::bakery::now_ms(),
+    };
+    prepare(&req, &ctx).ok().map(|p| p.variables)
+}
+
+/// `variable "name" {` declarations of an HCL template.
+fn declared_variables(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.trim_start().strip_prefix("variable"))
+        .filter_map(|rest| rest.trim_start().strip_prefix('"')?.split('"').next())
+        .map(String::from)
+        .collect()
+}
+
+/// `packer validate`; the error is Packer's message on one line.
+fn packer_validate(
+    settings: &Settings,
+    dir: &Path,
+    template: &Path,
+    vars: &[(String, String)],
+    syntax_only: bool,
+) -> Result<(), String> {
+    let packer = settings.packer_path();
+    let mut cmd = Command::new(&packer);
+    cmd.arg("validate");
+    if syntax_only {
+        cmd.arg("-syntax-only");
+    }
+    for (k, v) in vars {
+        cmd.arg("-var").arg(format!("{k}={v}"));
+    }
+    let out = cmd
+        .arg(template)
+        .current_dir(dir)
+        .env("CHECKPOINT_DISABLE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run packer ({}): {e}", packer.display()))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    Err(lines.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_variables_are_named() {
+        let e = "Error: 2 errors occurred: * required variable not set: a * required variable not set: b";
+        assert_eq!(unset(e), "needs a, b at bake time");
+        assert_eq!(
+            unset("Error: Unset variable \"c\" A used"),
+            "needs c at bake time"
+        );
+    }
+
+    #[test]
+    fn hcl_variable_declarations_are_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.pkr.hcl");
+        let hcl = "variable \"aws_region\" {\n  type = string\n}\n  variable \"x\" {}\nlocals {}\n";
+        std::fs::write(&path, hcl).unwrap();
+        assert_eq!(declared_variables(&path), vec!["aws_region", "x"]);
+    }
+}

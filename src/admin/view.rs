@@ -1,0 +1,265 @@
+//! The settings as a tree of plain values, for `bakery show` and for the keys a reload changed.
+//! Secrets are masked (`******`) for display, or replaced by a digest when two trees are only
+//! compared (the digest never leaves the process); `files:` contents are always digests.
+
+use crate::config::{AwsBakeryDefaults, DurationText, Secret, Settings};
+use crate::providers::identity_digest;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// How a secret appears in a view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Secrets {
+    /// `******`, for showing.
+    Mask,
+    /// A digest, for comparing.
+    Digest,
+}
+
+fn secret(s: &Option<Secret>, how: Secrets) -> Value {
+    match (s, how) {
+        (None, _) => Value::Null,
+        (Some(_), Secrets::Mask) => json!("******"),
+        (Some(s), Secrets::Digest) => json!(identity_digest(s.expose().as_bytes())),
+    }
+}
+
+fn duration(d: &Option<DurationText>) -> Value {
+    d.map_or(Value::Null, |d| json!(format!("{:?}", d.0)))
+}
+
+fn yaml(v: &Option<serde_yaml::Value>) -> Value {
+    v.as_ref()
+        .map(|v| serde_json::to_value(v).unwrap_or_else(|_| json!(format!("{v:?}"))))
+        .unwrap_or(Value::Null)
+}
+
+/// `aws.bakeryDefaults`.
+pub(crate) fn bakery_defaults(d: &AwsBakeryDefaults, how: Secrets) -> Value {
+    let images: Vec<Value> = d
+        .base_images
+        .iter()
+        .map(|b| {
+            let mut v = serde_json::to_value(b).unwrap_or(Value::Null);
+            v["baseImage"]["timeout"] = duration(&b.base_image.timeout);
+            v["baseImage"]["idleTimeout"] = duration(&b.base_image.idle_timeout);
+            v
+        })
+        .collect();
+    json!({
+        "awsAccessKey": d.aws_access_key,
+        "awsSecretKey": secret(&d.aws_secret_key, how),
+        "awsSubnetId": d.aws_subnet_id,
+        "awsVpcId": d.aws_vpc_id,
+        "awsAssociatePublicIpAddress": d.aws_associate_public_ip_address,
+        "awsEc2Endpoint": d.aws_ec2_endpoint,
+        "awsSkipValidation": d.aws_skip_validation,
+        "templateFile": d.template_file,
+        "defaultVirtualizationType": d.default_virtualization_type,
+        "maskedPackerParameters": d.masked_packer_parameters,
+        "baseImages": images,
+    })
+}
+
+/// Every setting kiln reads, under its camelCase path.
+pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
+    let files: BTreeMap<&String, String> = s
+        .files
+        .iter()
+        .map(|(k, v)| (k, identity_digest(v.as_bytes())))
+        .collect();
+    let k = &s.kiln;
+    json!({
+        "server": {"port": s.server.port, "address": s.server.address},
+        "rosco": {
+            "configDir": s.rosco.config_dir,
+            "jobs": {"local": {"timeoutMinutes": s.rosco.jobs.local.timeout_minutes}},
+            "polling": yaml(&s.rosco.polling),
+        },
+        "defaultCloudProviderType": s.default_cloud_provider_type,
+        "templatesNeedingRoot": s.templates_needing_root,
+        "debianRepository": s.debian_repository,
+        "yumRepository": s.yum_repository,
+        "chocolateyRepository": s.chocolatey_repository,
+        "packer": {"timestamp": s.packer.timestamp, "additionalParameters": s.packer.additional_parameters},
+        "aws": {
+            "enabled": s.aws.enabled,
+            "bakeryDefaults": bakery_defaults(&s.aws.bakery_defaults, how),
+            "base": yaml(&s.aws.base),
+            "accounts": yaml(&s.aws.accounts),
+        },
+        "qemu": {
+            "enabled": s.qemu.enabled,
+            "accelerator": s.qemu.accelerator,
+            "templateFile": s.qemu.template_file,
+            "baseImages": s.qemu.base_images,
+        },
+        "redis": {"connection": s.redis.connection, "timeout": s.redis.timeout},
+        "kiln": {
+            "dataDir": k.data_dir,
+            "packerPath": k.packer_path,
+            "store": k.store,
+            "jobs": {
+                "timeout": duration(&k.jobs.timeout),
+                "idleTimeout": duration(&k.jobs.idle_timeout),
+                "killGrace": duration(&k.jobs.kill_grace),
+                "maxConcurrent": k.jobs.max_concurrent,
+            },
+            "logs": {"maxBytes": k.logs.max_bytes},
+            "ha": {
+                "orphanTimeout": duration(&k.ha.orphan_timeout),
+                "heartbeat": duration(&k.ha.heartbeat),
+            },
+        },
+        "files": files,
+        "spectator": yaml(&s.spectator),
+        "swagger": yaml(&s.swagger),
+        "services": yaml(&s.services),
+        "endpoints": yaml(&s.endpoints),
+        "spring": yaml(&s.spring),
+        "logging": yaml(&s.logging),
+    })
+}
+
+/// The view without its unset (null) values, for display.
+pub(crate) fn without_nulls(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, without_nulls(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(without_nulls).collect()),
+        other => other,
+    }
+}
+
+/// The leaf paths whose values differ between two views (`aws.bakeryDefaults.awsSubnetId`,
+/// `aws.bakeryDefaults.baseImages[0].baseImage.id`); unset and null are the same.
+pub(crate) fn changed_paths(old: &Value, new: &Value) -> Vec<String> {
+    let (mut a, mut b) = (BTreeMap::new(), BTreeMap::new());
+    flatten(old, String::new(), &mut a);
+    flatten(new, String::new(), &mut b);
+    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| a.get(*k) != b.get(*k))
+        .cloned()
+        .collect()
+}
+
+/// The top-level sections (camelCase) whose `Debug` text differs: a safety net, so a setting
+/// this view does not itemize yet is still reported. `Debug` masks secrets; only names leave.
+pub(crate) fn changed_sections(old: &Settings, new: &Settings) -> Vec<String> {
+    let (a, b) = (sections(old), sections(new));
+    let mut names: Vec<&String> = a.keys().chain(b.keys()).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .filter(|n| a.get(*n) != b.get(*n))
+        .cloned()
+        .collect()
+}
+
+/// `{:#?}` puts each top-level field on a line indented by four spaces.
+fn sections(s: &Settings) -> BTreeMap<String, String> {
+    let text = format!("{s:#?}");
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut current = String::new();
+    for line in text.lines().skip(1) {
+        let top = line.strip_prefix("    ").filter(|l| !l.starts_with(' '));
+        if let Some((name, _)) = top.and_then(|l| l.split_once(':')) {
+            current = super::yaml::camel(name);
+        }
+        out.entry(current.clone()).or_default().push_str(line);
+    }
+    out
+}
+
+fn flatten<'a>(v: &'a Value, path: String, out: &mut BTreeMap<String, &'a Value>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match v {
+        Value::Null => {}
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                flatten(child, join(k), out);
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            for (i, child) in items.iter().enumerate() {
+                flatten(child, format!("{path}[{i}]"), out);
+            }
+        }
+        leaf => {
+            out.insert(path, leaf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(yaml: &str) -> Settings {
+        crate::config::load_str(yaml, &|_| None).unwrap().settings
+    }
+
+    #[test]
+    fn a_changed_secret_is_reported_by_path_and_never_by_value() {
+        let old = load("aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: one\n");
+        let new = load(
+            "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: two\n    awsSubnetId: s\n",
+        );
+        let (a, b) = (
+            settings(&old, Secrets::Digest),
+            settings(&new, Secrets::Digest),
+        );
+        assert_eq!(
+            changed_paths(&a, &b),
+            vec![
+                "aws.bakeryDefaults.awsSecretKey",
+                "aws.bakeryDefaults.awsSubnetId"
+            ]
+        );
+        let shown = settings(&new, Secrets::Mask).to_string();
+        assert!(
+            !shown.contains("two") && shown.contains("******"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn every_top_level_section_is_seen_by_the_safety_net() {
+        let old = load("server:\n  port: 1\n");
+        let new = load("server:\n  port: 2\nqemu:\n  enabled: true\n");
+        assert_eq!(changed_sections(&old, &new), vec!["qemu", "server"]);
+        assert!(changed_sections(&old, &old).is_empty());
+    }
+
+    #[test]
+    fn base_images_and_files_changes_name_their_leaf() {
+        let old = load(
+            "aws:\n  bakeryDefaults:\n    baseImages:\n    - baseImage: {id: a}\nfiles:\n  f: x\n",
+        );
+        let new = load(
+            "aws:\n  bakeryDefaults:\n    baseImages:\n    - baseImage: {id: b}\nfiles:\n  f: y\n",
+        );
+        let paths = changed_paths(
+            &settings(&old, Secrets::Digest),
+            &settings(&new, Secrets::Digest),
+        );
+        assert_eq!(
+            paths,
+            vec!["aws.bakeryDefaults.baseImages[0].baseImage.id", "files.f"]
+        );
+    }
+}

@@ -1,0 +1,363 @@
+//! The `qemu` provider (region `local`): a qcow2 image baked on this machine with Packer's qemu
+//! builder from a local base image ([`crate::images`]), provisioned by the same
+//! `install_packages.sh` as AWS.
+//!
+//! Package artifacts whose `reference` is a `file://` path or an `http(s)://` URL of a
+//! `.deb`/`.rpm` are uploaded into the VM (`/tmp/kiln-artifacts/`) and installed by path
+//! (`apt-get install /tmp/kiln-artifacts/x.deb`, `dnf install /tmp/…/x.rpm`): the package
+//! manager resolves their dependencies from the image's repositories, and neither a Packages
+//! index (dpkg-scanpackages) nor repository metadata (createrepo) is needed. A requested
+//! package an artifact provides is installed from that file; the other artifacts follow.
+//!
+//! Paths that kiln controls (disk, kernel, key, output) cannot be overridden by extended
+//! attributes, and names that become file names must be plain: a request must not make kiln
+//! read or write an arbitrary file.
+
+use super::aws::Base;
+use super::common::{BakeError, RecipeContext, push};
+use crate::bake::{Artifact, BakeRequest, present};
+use crate::images::{GUEST_ARTIFACTS_DIR, LocalBaseImage, find_base_image, safe_name};
+use crate::recipe::{OsPackageName, PackageType, packages_parameter};
+use std::path::PathBuf;
+
+/// The only region of the provider: this machine.
+pub const REGION: &str = "local";
+/// kiln's extended attribute that boots the baked image and checks it.
+pub const BOOT_TEST: &str = "boot_test";
+
+/// The base image a request bakes from.
+pub struct Selected {
+    /// For the identity: the base image and, as "source", its disk and fingerprint.
+    pub base: Base,
+    pub image: LocalBaseImage,
+}
+
+/// Finds the base image and checks what the qemu provider needs of the request.
+pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeError> {
+    if ctx.region != REGION {
+        return Err(invalid(format!(
+            "the qemu provider bakes on this machine: use region '{REGION}', not '{}'",
+            ctx.region
+        )));
+    }
+    if let Some(id) = present(&req.request_id).filter(|id| !safe_name(id)) {
+        return Err(invalid(format!(
+            "request_id '{id}' becomes a directory name: use letters, digits, '.', '_', '-' and '+'"
+        )));
+    }
+    for k in req.extended_attributes().keys() {
+        if k.starts_with("qemu_") {
+            return Err(invalid(format!(
+                "extended attribute '{k}' is set by kiln for qemu bakes and cannot be overridden"
+            )));
+        }
+    }
+    boot_test_requested(req)?;
+    let os = present(&req.base_os).unwrap_or_default();
+    let Some(image) = find_base_image(ctx.settings, os) else {
+        let ids: Vec<String> = crate::images::base_images(ctx.settings)
+            .into_iter()
+            .map(|b| b.id)
+            .collect();
+        return Err(invalid(format!(
+            "no qemu base image '{os}'; available: [{}] (`kiln base-image build <suite>` makes one)",
+            ids.join(", ")
+        )));
+    };
+    let missing = image.missing_files();
+    if !missing.is_empty() {
+        return Err(invalid(format!(
+            "qemu base image '{os}' is incomplete: missing {}",
+            missing.join(", ")
+        )));
+    }
+    let base = Base {
+        image: image.base_image(),
+        settings: Default::default(),
+        vm_type: "qemu".into(),
+        source_ami: format!("{}@{}", image.disk.display(), image.fingerprint),
+    };
+    Ok(Selected { base, image })
+}
+
+/// Whether the request asks for the boot check (`boot_test`: true/false, yes/no, 1/0).
+pub fn boot_test_requested(req: &BakeRequest) -> Result<bool, BakeError> {
+    match req
+        .extended_attributes()
+        .get(BOOT_TEST)
+        .map(|v| v.trim().to_ascii_lowercase())
+    {
+        None => Ok(false),
+        Some(v) if ["true", "yes", "1"].contains(&v.as_str()) => Ok(true),
+        Some(v) if ["false", "no", "0", ""].contains(&v.as_str()) => Ok(false),
+        Some(v) => Err(invalid(format!(
+            "extended attribute '{BOOT_TEST}' is '{v}'; use true or false"
+        ))),
+    }
+}
+
+/// The image name becomes `<name>.qcow2`.
+pub fn check_image_name(name: &str) -> Result<(), BakeError> {
+    if safe_name(name) {
+        return Ok(());
+    }
+    Err(invalid(format!(
+        "image name '{name}' becomes a file name: use letters, digits, '.', '_', '-' and '+' (set ami_name or ami_suffix)"
+    )))
+}
+
+/// The qemu template's variables (besides the common ones and the per-run output paths).
+pub fn variables(
+    ctx: &RecipeContext,
+    req: &BakeRequest,
+    image: &LocalBaseImage,
+    image_name: &str,
+    app_version: Option<&str>,
+) -> Vec<(String, String)> {
+    let path = |p: &PathBuf| Some(p.display().to_string());
+    let mut vars = Vec::new();
+    push(&mut vars, "qemu_source_disk", path(&image.disk));
+    push(&mut vars, "qemu_kernel", path(&image.kernel));
+    push(&mut vars, "qemu_initrd", path(&image.initrd));
+    push(&mut vars, "qemu_append", Some(image.append.clone()));
+    let accelerator = ctx.settings.qemu.accelerator.as_str();
+    push(&mut vars, "qemu_accelerator", Some(accelerator.into()));
+    push(
+        &mut vars,
+        "qemu_ssh_username",
+        Some(image.ssh_user_name.clone()),
+    );
+    push(&mut vars, "qemu_ssh_private_key_file", path(&image.ssh_key));
+    let shutdown = if image.ssh_user_name == "root" {
+        "poweroff"
+    } else {
+        "sudo -n poweroff"
+    };
+    push(&mut vars, "qemu_shutdown_command", Some(shutdown.into()));
+    push(
+        &mut vars,
+        "qemu_vm_name",
+        Some(format!("{image_name}.qcow2")),
+    );
+    push(&mut vars, "build_info_url", req.build_info_url.clone());
+    push(&mut vars, "appversion", app_version.map(String::from));
+    vars
+}
+
+/// Where a staged artifact comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    Url(String),
+}
+
+/// A package artifact kiln uploads into the build VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StagedArtifact {
+    pub reference: String,
+    pub source: Source,
+    /// Its file name in the staging dir and in the VM.
+    pub file_name: String,
+    pub package: OsPackageName,
+    /// The digest the request gave (`metadata.sha256`), checked after download.
+    pub sha256: Option<String>,
+}
+
+impl StagedArtifact {
+    pub fn guest_path(&self) -> String {
+        format!("{GUEST_ARTIFACTS_DIR}/{}", self.file_name)
+    }
+}
+
+/// The request's artifacts that kiln uploads: `file://` and `http(s)://` references to files
+/// of the base image's package type. A `file://` artifact must exist now (a 400 otherwise).
+pub fn staged_artifacts(
+    kind: PackageType,
+    artifacts: &[Artifact],
+) -> Result<Vec<StagedArtifact>, BakeError> {
+    let mut out: Vec<StagedArtifact> = Vec::new();
+    for a in artifacts {
+        let Some(reference) = present(&a.reference) else {
+            continue;
+        };
+        let source = if let Some(path) = file_path(reference) {
+            Source::File(path)
+        } else if reference.starts_with("http://") || reference.starts_with("https://") {
+            Source::Url(reference.to_string())
+        } else {
+            continue;
+        };
+        let raw_name = reference.split(['?', '#']).next().unwrap_or(reference);
+        let file_name = percent_decode(raw_name.rsplit('/').next().unwrap_or_default());
+        if !file_name.ends_with(kind.file_extension()) {
+            continue;
+        }
+        if !safe_name(&file_name) {
+            return Err(invalid(format!(
+                "package artifact '{reference}': its file name must be plain (letters, digits, '.', '_', '-', '+')"
+            )));
+        }
+        if let Source::File(path) = &source {
+            check_local_file(reference, path, kind)?;
+        }
+        if out.iter().any(|o| o.file_name == file_name) {
+            return Err(invalid(format!(
+                "two package artifacts are named '{file_name}'; keep one of them"
+            )));
+        }
+        let sha256 = a
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get("sha256"))
+            .and_then(|v| v.as_str())
+            .map(|s| s.to_ascii_lowercase());
+        out.push(StagedArtifact {
+            reference: reference.to_string(),
+            source,
+            package: kind.parse(&file_name),
+            file_name,
+            sha256,
+        });
+    }
+    Ok(out)
+}
+
+/// The artifacts with `metadata.sha256` filled in from each `file://` artifact's content, so
+/// the bake identity changes when the file does; a given digest must match the file.
+pub fn with_digests(kind: PackageType, artifacts: &[Artifact]) -> Result<Vec<Artifact>, BakeError> {
+    let staged = staged_artifacts(kind, artifacts)?;
+    let mut out = artifacts.to_vec();
+    for a in out.iter_mut() {
+        let Some(s) = staged
+            .iter()
+            .find(|s| Some(s.reference.as_str()) == present(&a.reference))
+        else {
+            continue;
+        };
+        let Source::File(path) = &s.source else {
+            continue;
+        };
+        let digest = crate::images::sha256_file(path)
+            .map_err(|e| invalid(format!("package artifact '{}': {e}", s.reference)))?;
+        if s.sha256.as_ref().is_some_and(|want| *want != digest) {
+            return Err(invalid(format!(
+                "package artifact '{}': the file's sha256 is {digest}, not the metadata.sha256 given",
+                s.reference
+            )));
+        }
+        a.metadata
+            .get_or_insert_with(Default::default)
+            .insert("sha256".into(), digest.into());
+    }
+    Ok(out)
+}
+
+/// The `packages` variable: requested packages in order, each one an artifact provides as that
+/// file's path in the VM, then the remaining artifacts.
+pub fn packages_variable(
+    kind: PackageType,
+    install: &[OsPackageName],
+    staged: &[StagedArtifact],
+) -> String {
+    let mut used = vec![false; staged.len()];
+    let mut tokens = Vec::new();
+    for p in install {
+        let from = staged
+            .iter()
+            .position(|s| s.package.name.is_some() && s.package.name == p.name);
+        match from {
+            Some(i) => {
+                used[i] = true;
+                tokens.push(staged[i].guest_path());
+            }
+            None => tokens.push(packages_parameter(kind, std::slice::from_ref(p))),
+        }
+    }
+    for (s, _) in staged.iter().zip(&used).filter(|(_, u)| !**u) {
+        tokens.push(s.guest_path());
+    }
+    tokens.retain(|t| !t.is_empty());
+    tokens.join(" ")
+}
+
+/// The names of every package the bake installs, for the boot check.
+pub fn installed_names(kind: PackageType, req: &BakeRequest) -> Vec<String> {
+    let artifacts = req.package_artifacts.clone().unwrap_or_default();
+    let staged = staged_artifacts(kind, &artifacts).unwrap_or_default();
+    let requested = req.packages().into_iter().map(|t| kind.parse(t));
+    let mut names: Vec<String> = Vec::new();
+    for name in requested
+        .chain(staged.into_iter().map(|s| s.package))
+        .filter_map(|p| p.name)
+    {
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+fn check_local_file(
+    reference: &str,
+    path: &std::path::Path,
+    kind: PackageType,
+) -> Result<(), BakeError> {
+    let real = path.canonicalize().map_err(|e| {
+        invalid(format!(
+            "package artifact '{reference}': {} cannot be read: {e}",
+            path.display()
+        ))
+    })?;
+    // A symlink named x.deb must not smuggle another file (a key, a password file) into an image.
+    let real_name = real
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if !real.is_file() || !real_name.ends_with(kind.file_extension()) {
+        return Err(invalid(format!(
+            "package artifact '{reference}' must be a {} file",
+            kind.file_extension()
+        )));
+    }
+    Ok(())
+}
+
+/// `file:///x/y.deb` or `file:/x/y.deb` → `/x/y.deb`.
+fn file_path(reference: &str) -> Option<PathBuf> {
+    let rest = reference
+        .strip_prefix("file://")
+        .or_else(|| reference.strip_prefix("file:"))?;
+    let rest = rest.strip_prefix("localhost").unwrap_or(rest);
+    rest.starts_with('/')
+        .then(|| PathBuf::from(percent_decode(rest)))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn invalid(message: String) -> BakeError {
+    BakeError::Invalid(message)
+}
+
+#[cfg(test)]
+#[path = "qemu_tests.rs"]
+mod tests;

@@ -1,0 +1,239 @@
+//! Which store engine a kiln runs on (`kiln.store`), and opening it.
+//!
+//! Invariants:
+//! - [`Engine`] lists every engine kiln has, compiled in or not, so a config error can tell an
+//!   unknown name from an engine this build lacks (and which cargo feature brings it).
+//! - Nothing here holds a secret: URIs are described without their password.
+
+use super::{BakeStore, SqliteStore, StoreError};
+use crate::config::Settings;
+use std::sync::Arc;
+#[cfg(feature = "redis")]
+use std::time::Duration;
+
+/// Rosco's default `redis.connection`.
+pub const DEFAULT_REDIS_CONNECTION: &str = "redis://localhost:6379";
+/// Rosco's default `redis.timeout`, in ms.
+pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2000;
+
+/// A store engine, by its `kiln.store` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    /// One node's embedded SQLite file in the data dir (the default).
+    Sqlite,
+    /// A Redis several kiln instances share (`--features redis`).
+    Redis,
+}
+
+/// Why `kiln.store` names no engine this build can run.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("'{0}' is not a store engine kiln knows (expected one of: sqlite, redis)")]
+    Unknown(String),
+    #[error(
+        "the '{name}' store engine is not compiled into this build (rebuild kiln with \
+         `cargo build --release --features {feature}`, or use kiln.store: sqlite)"
+    )]
+    NotCompiled {
+        name: &'static str,
+        feature: &'static str,
+    },
+    #[error("failed to open the {engine} bake store: {source}")]
+    Open {
+        engine: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl Engine {
+    pub const ALL: [Engine; 2] = [Engine::Sqlite, Engine::Redis];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Redis => "redis",
+        }
+    }
+
+    /// The cargo feature that compiles the engine in (`None`: always there).
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            Engine::Sqlite => None,
+            Engine::Redis => Some("redis"),
+        }
+    }
+
+    pub fn is_compiled(self) -> bool {
+        match self {
+            Engine::Sqlite => true,
+            Engine::Redis => cfg!(feature = "redis"),
+        }
+    }
+
+    /// The engine `kiln.store` names (default sqlite), if this build has it.
+    pub fn from_config(name: Option<&str>) -> Result<Engine, EngineError> {
+        let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+            return Ok(Engine::Sqlite);
+        };
+        let engine = Engine::ALL
+            .into_iter()
+            .find(|e| e.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| EngineError::Unknown(name.to_string()))?;
+        match engine.feature() {
+            Some(feature) if !engine.is_compiled() => Err(EngineError::NotCompiled {
+                name: engine.name(),
+                feature,
+            }),
+            _ => Ok(engine),
+        }
+    }
+}
+
+/// Checks a `redis.connection` URI without connecting: `redis://[[user]:password@]host[:port]
+/// [/db]`, or a Unix socket (`redis+unix:///path?db=N`, `unix:///path`). TLS (`rediss://`) is
+/// not compiled into kiln; the message says so.
+pub fn check_redis_connection(uri: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return Err(format!(
+            "'{}' is not a Redis URI (expected redis://[:password@]host:port[/db])",
+            describe_redis(uri)
+        ));
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "redis" | "valkey" => {}
+        "redis+unix" | "unix" | "valkey+unix" => return Ok(()),
+        "rediss" | "valkeys" => {
+            return Err(
+                "TLS to Redis (rediss://) is not compiled into kiln; reach Redis over a \
+                 private network or a TLS tunnel (stunnel, a sidecar) with redis://"
+                    .to_string(),
+            );
+        }
+        other => {
+            return Err(format!(
+                "'{other}://' is not a Redis URI scheme (expected redis://[:password@]host:port[/db])"
+            ));
+        }
+    }
+    let after_host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let path = after_host.split_once('/').map_or("", |(_, p)| p);
+    let db = path
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("")
+        .trim_matches('/');
+    if !db.is_empty() && db.parse::<u32>().is_err() {
+        return Err(format!(
+            "'{db}' in '{}' is not a database index (expected a number, e.g. redis://host:6379/2)",
+            describe_redis(uri)
+        ));
+    }
+    Ok(())
+}
+
+/// A Redis URI fit for messages: any password is replaced by `******`.
+pub(crate) fn describe_redis(uri: &str) -> String {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return uri.to_string();
+    };
+    match rest.rsplit_once('@') {
+        Some((creds, host)) => {
+            let user = creds.split_once(':').map_or("", |(u, _)| u);
+            format!("{scheme}://{user}:******@{host}")
+        }
+        None => uri.to_string(),
+    }
+}
+
+/// Opens the engine `kiln.store` names: SQLite in the data dir, or the Redis at
+/// `redis.connection` with `redis.timeout`.
+pub fn open(settings: &Settings) -> Result<Arc<dyn BakeStore>, EngineError> {
+    let engine = Engine::from_config(settings.kiln.store.as_deref())?;
+    let opened: Result<Arc<dyn BakeStore>, StoreError> = match engine {
+        Engine::Sqlite => {
+            SqliteStore::open(&settings.data_dir().join("kiln.db")).map(|s| Arc::new(s) as _)
+        }
+        Engine::Redis => open_redis(settings),
+    };
+    opened.map_err(|source| EngineError::Open {
+        engine: engine.name(),
+        source,
+    })
+}
+
+#[cfg(feature = "redis")]
+fn open_redis(settings: &Settings) -> Result<Arc<dyn BakeStore>, StoreError> {
+    let uri = settings
+        .redis
+        .connection
+        .as_deref()
+        .unwrap_or(DEFAULT_REDIS_CONNECTION);
+    let timeout = settings.redis.timeout.unwrap_or(DEFAULT_REDIS_TIMEOUT_MS);
+    super::RedisStore::open(uri, Duration::from_millis(timeout.max(1))).map(|s| Arc::new(s) as _)
+}
+
+#[cfg(not(feature = "redis"))]
+fn open_redis(_settings: &Settings) -> Result<Arc<dyn BakeStore>, StoreError> {
+    Err(StoreError::Unavailable(
+        "the redis engine is not compiled into this build (--features redis)".to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_engine_is_sqlite_and_names_are_case_insensitive() {
+        assert_eq!(Engine::from_config(None).unwrap(), Engine::Sqlite);
+        assert_eq!(Engine::from_config(Some(" ")).unwrap(), Engine::Sqlite);
+        assert_eq!(Engine::from_config(Some("SQLite")).unwrap(), Engine::Sqlite);
+    }
+
+    #[test]
+    fn an_unknown_engine_is_told_apart_from_one_not_compiled_in() {
+        let e = Engine::from_config(Some("mongo")).unwrap_err().to_string();
+        assert!(
+            e.contains("not a store engine") && e.contains("sqlite, redis"),
+            "{e}"
+        );
+        let redis = Engine::from_config(Some("redis"));
+        if cfg!(feature = "redis") {
+            assert_eq!(redis.unwrap(), Engine::Redis);
+        } else {
+            let e = redis.unwrap_err().to_string();
+            assert!(
+                e.contains("not compiled") && e.contains("--features redis"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn redis_uris_are_checked_and_tls_is_refused_clearly() {
+        for ok in [
+            "redis://localhost:6379",
+            "redis://:s3cret@r.internal:6380/2",
+            "redis://user:pw@10.0.0.1",
+            "redis+unix:///run/redis.sock?db=1",
+        ] {
+            assert_eq!(check_redis_connection(ok), Ok(()), "{ok}");
+        }
+        let tls = check_redis_connection("rediss://r:6379").unwrap_err();
+        assert!(tls.contains("TLS") && tls.contains("not compiled"), "{tls}");
+        let db = check_redis_connection("redis://:pw@r:6379/cache").unwrap_err();
+        assert!(db.contains("database index") && !db.contains("pw@"), "{db}");
+        assert!(check_redis_connection("http://r").is_err());
+        assert!(check_redis_connection("localhost:6379").is_err());
+    }
+
+    #[test]
+    fn a_described_uri_hides_its_password() {
+        assert_eq!(
+            describe_redis("redis://:s3cret@r:6379/1"),
+            "redis://:******@r:6379/1"
+        );
+        assert_eq!(describe_redis("redis://r:6379"), "redis://r:6379");
+    }
+}

@@ -1,0 +1,340 @@
+//! The Redis engine (`kiln.store: redis`, `--features redis`): the store several kiln
+//! instances share. It keeps the same rules as SQLite (the conformance suite checks them) and
+//! adds the instances' heartbeats.
+//!
+//! Keys (all under `kiln:`):
+//! - `bake:<id>` hash, one field per record column (see `codec`);
+//! - `identity:<identity>` string: the bake an identical request gets back (the dedupe binding);
+//! - `unfinished` zset of queued and running bake ids, scored by `created_ms`;
+//! - `execution:<execution id>` set of the bake ids created under a pipeline execution;
+//! - `log:<id>` string, grown with `APPEND` only; a follower reads from its offset (`GETRANGE`);
+//! - `images:<region>` hash image → bake id, and `bake-images:<id>` set of `[region, image]`;
+//! - `heartbeat:<instance>` string `{beat_ms, running}` with a TTL, and `instances` set.
+//!
+//! Invariants:
+//! - Every change that reads before it writes is one Lua script (see `scripts`): atomic on the
+//!   server, one round trip, no check-then-set race between instances.
+//! - A failed call is `StoreError::Unavailable`; nothing panics; connections heal by themselves
+//!   (see `conn`). The DB index in the URI is honoured (Rosco ignores it).
+
+mod codec;
+mod conn;
+mod scripts;
+#[cfg(test)]
+pub(crate) mod tests;
+
+use super::engine::{check_redis_connection, describe_redis};
+use super::{BakeStore, Created, Instance, StoreError, StoreResult, Transition};
+use crate::bake::{BakeRecord, Phase};
+use codec::{corrupt, decode, encode, pairs, to_json};
+use conn::Pool;
+use redis::Connection;
+use scripts::{PREFIX, Scripts};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// The Redis engine: a connection pool and the compiled scripts. Cheap to share behind an
+/// `Arc`; every method is one or two round trips.
+pub struct RedisStore {
+    pool: Pool,
+    scripts: Scripts,
+}
+
+/// What a heartbeat key holds.
+#[derive(Serialize, Deserialize)]
+struct Beat {
+    beat_ms: i64,
+    running: Vec<String>,
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `uri` (`redis://[[user]:password@]host[:port][/db]`) with
+    /// `timeout` for connecting and for each reply, and checks that it answers.
+    pub fn open(uri: &str, timeout: Duration) -> StoreResult<RedisStore> {
+        let target = describe_redis(uri);
+        check_redis_connection(uri)
+            .map_err(|e| StoreError::Unavailable(format!("redis.connection: {e}")))?;
+        let store = RedisStore {
+            pool: Pool::new(uri, target, timeout)?,
+            scripts: Scripts::new(),
+        };
+        store.ping()?;
+        Ok(store)
+    }
+
+    /// Where this store's Redis is, without the password.
+    pub fn target(&self) -> &str {
+        self.pool.target()
+    }
+
+    fn records(&self, hashes: Vec<Vec<String>>) -> StoreResult<Vec<BakeRecord>> {
+        hashes
+            .into_iter()
+            .filter_map(|h| decode(pairs(h)).transpose())
+            .collect()
+    }
+}
+
+fn key(kind: &str, name: &str) -> String {
+    format!("{PREFIX}{kind}:{name}")
+}
+
+/// A key that is one for the whole store (`unfinished`, `instances`).
+fn global(name: &str) -> String {
+    format!("{PREFIX}{name}")
+}
+
+fn flag(b: bool) -> &'static str {
+    if b { "1" } else { "0" }
+}
+
+impl BakeStore for RedisStore {
+    fn create(&self, record: &BakeRecord, reuse: bool) -> StoreResult<Created> {
+        let fields = encode(record)?;
+        let execution = record.execution_id.as_deref();
+        let answer: Vec<String> = self.pool.run("failed to create bake", |c| {
+            let mut inv = self.scripts.create.prepare_invoke();
+            inv.key(key("identity", &record.identity))
+                .key(key("bake", &record.id))
+                .key(global("unfinished"))
+                .key(key("execution", execution.unwrap_or("")))
+                .arg(flag(reuse))
+                .arg(&record.id)
+                .arg(record.created_ms)
+                .arg(record.phase.as_str())
+                .arg(flag(execution.is_some()));
+            for (field, value) in &fields {
+                inv.arg(*field).arg(value);
+            }
+            inv.invoke(c)
+        })?;
+        let mut answer = answer.into_iter();
+        match answer.next().as_deref() {
+            Some("new") => Ok(Created::New),
+            Some("existing") => decode(pairs(answer.collect()))?
+                .map(|r| Created::Existing(Box::new(r)))
+                .ok_or_else(|| corrupt(&record.identity, "identity", "bound to an empty bake")),
+            other => Err(corrupt(
+                &record.id,
+                "create",
+                format!("unexpected reply {other:?}"),
+            )),
+        }
+    }
+
+    fn get(&self, id: &str) -> StoreResult<Option<BakeRecord>> {
+        let h: HashMap<String, String> = self.pool.run("failed to read bake", |c| {
+            redis::cmd("HGETALL").arg(key("bake", id)).query(c)
+        })?;
+        decode(h)
+    }
+
+    fn get_by_identity(&self, identity: &str) -> StoreResult<Option<BakeRecord>> {
+        let h: Vec<String> = self.pool.run("failed to read bake", |c| {
+            self.scripts
+                .by_identity
+                .key(key("identity", identity))
+                .invoke(c)
+        })?;
+        decode(pairs(h))
+    }
+
+    fn transition(
+        &self,
+        id: &str,
+        phase: Phase,
+        change: Transition,
+        now_ms: i64,
+    ) -> StoreResult<Option<BakeRecord>> {
+        // A transition only adds: what it leaves out keeps its stored value.
+        let mut set: Vec<(&str, String)> = Vec::new();
+        if let Some(c) = change.cause {
+            set.push(("cause", c.as_str().to_string()));
+        }
+        if let Some(e) = change.error {
+            set.push(("error", e));
+        }
+        if let Some(d) = &change.details {
+            set.push(("details", to_json(id, "details", d)?));
+        }
+        let h: Vec<String> = self.pool.run("failed to update bake", |c| {
+            let mut inv = self.scripts.transition.prepare_invoke();
+            inv.key(key("bake", id))
+                .key(global("unfinished"))
+                .arg(phase.as_str())
+                .arg(now_ms)
+                .arg(id);
+            for (field, value) in &set {
+                inv.arg(*field).arg(value);
+            }
+            inv.invoke(c)
+        })?;
+        decode(pairs(h))
+    }
+
+    fn append_log(&self, id: &str, chunk: &str) -> StoreResult<()> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        self.pool.run("failed to append log", |c| {
+            self.scripts
+                .append_log
+                .key(key("bake", id))
+                .key(key("log", id))
+                .arg(chunk)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
+    }
+
+    fn read_log(&self, id: &str) -> StoreResult<String> {
+        self.read_log_from(id, 0)
+    }
+
+    fn read_log_from(&self, id: &str, offset: usize) -> StoreResult<String> {
+        let start = i64::try_from(offset).unwrap_or(i64::MAX);
+        let bytes: Vec<u8> = self.pool.run("failed to read log", |c| {
+            redis::cmd("GETRANGE")
+                .arg(key("log", id))
+                .arg(start)
+                .arg(-1)
+                .query(c)
+        })?;
+        // A follower that stopped inside a character moves on to the next whole one.
+        let skip = bytes.iter().take_while(|b| (**b & 0xC0) == 0x80).count();
+        String::from_utf8(bytes[skip..].to_vec()).map_err(|e| corrupt(id, "log", e))
+    }
+
+    fn map_image(&self, region: &str, image: &str, id: &str) -> StoreResult<()> {
+        let pair = to_json(id, "image", &[region, image])?;
+        self.pool.run("failed to map image", |c| {
+            redis::pipe()
+                .atomic()
+                .hset(key("images", region), image, id)
+                .ignore()
+                .sadd(key("bake-images", id), &pair)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn bake_for_image(&self, region: &str, image: &str) -> StoreResult<Option<String>> {
+        self.pool.run("failed to look up image", |c| {
+            redis::cmd("HGET")
+                .arg(key("images", region))
+                .arg(image)
+                .query(c)
+        })
+    }
+
+    fn unbind(&self, id: &str) -> StoreResult<()> {
+        // By bake id, so a binding already moved to a rebake is left alone.
+        self.pool.run("failed to unbind bake", |c| {
+            self.scripts
+                .unbind
+                .key(key("bake", id))
+                .arg(id)
+                .invoke::<i64>(c)
+        })?;
+        Ok(())
+    }
+
+    fn delete_by_executions(&self, execution_ids: &[String]) -> StoreResult<usize> {
+        if execution_ids.is_empty() {
+            return Ok(0);
+        }
+        // A whole `spinnaker_execution_id` counts by its part before the first ':'.
+        let sets: Vec<String> = execution_ids
+            .iter()
+            .map(|full| key("execution", full.split(':').next().unwrap_or(full)))
+            .collect();
+        let n: i64 = self.pool.run("failed to delete bakes", |c| {
+            let mut inv = self.scripts.delete_executions.prepare_invoke();
+            for set in &sets {
+                inv.key(set);
+            }
+            inv.invoke(c)
+        })?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn unfinished(&self) -> StoreResult<Vec<BakeRecord>> {
+        let hashes: Vec<Vec<String>> = self.pool.run("failed to list unfinished bakes", |c| {
+            self.scripts.unfinished.key(global("unfinished")).invoke(c)
+        })?;
+        self.records(hashes)
+    }
+
+    fn ping(&self) -> StoreResult<()> {
+        self.pool.run("failed to ping", |c: &mut Connection| {
+            redis::cmd("PING").query::<String>(c)
+        })?;
+        Ok(())
+    }
+
+    fn is_shared(&self) -> bool {
+        true
+    }
+
+    fn heartbeat(
+        &self,
+        instance: &str,
+        ttl: Duration,
+        running: &[String],
+        now_ms: i64,
+    ) -> StoreResult<()> {
+        let beat = to_json(
+            instance,
+            "heartbeat",
+            &Beat {
+                beat_ms: now_ms,
+                running: running.to_vec(),
+            },
+        )?;
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.pool.run("failed to store the heartbeat", |c| {
+            redis::pipe()
+                .atomic()
+                .cmd("SET")
+                .arg(key("heartbeat", instance))
+                .arg(&beat)
+                .arg("PX")
+                .arg(ttl_ms)
+                .ignore()
+                .sadd(global("instances"), instance)
+                .ignore()
+                .query::<()>(c)
+        })
+    }
+
+    fn instances(&self) -> StoreResult<Vec<Instance>> {
+        let flat: Vec<String> = self.pool.run("failed to list instances", |c| {
+            self.scripts.instances.key(global("instances")).invoke(c)
+        })?;
+        let mut live = Vec::with_capacity(flat.len() / 2);
+        for (id, beat) in pairs(flat) {
+            let beat: Beat = serde_json::from_str(&beat)
+                .map_err(|e| StoreError::Corrupt(format!("heartbeat of {id}: {e}")))?;
+            live.push(Instance {
+                id,
+                beat_ms: beat.beat_ms,
+                running: beat.running,
+            });
+        }
+        live.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(live)
+    }
+
+    fn claim_orphans(&self, claimer: &str, now_ms: i64) -> StoreResult<Vec<BakeRecord>> {
+        let hashes: Vec<Vec<String>> = self.pool.run("failed to settle orphaned bakes", |c| {
+            self.scripts
+                .claim_orphans
+                .key(global("unfinished"))
+                .arg(now_ms)
+                .arg(claimer)
+                .invoke(c)
+        })?;
+        self.records(hashes)
+    }
+}

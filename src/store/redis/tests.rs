@@ -1,0 +1,248 @@
+//! The Redis engine against a real, throwaway `redis-server` per test (a free loopback port, no
+//! persistence, stopped by PID on drop): the whole conformance suite, then what only Redis has
+//! (DB index, passwords, heartbeat expiry, surviving a Redis restart).
+//!
+//! Without `redis-server` these tests say so loudly and pass; `scripts/test` installs it, so CI
+//! always runs them.
+
+use super::*;
+use crate::store::conformance::{sample_record, store_conformance_tests};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A `redis-server` child on a free loopback port.
+pub(crate) struct TestRedis {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+fn redis_server() -> Option<&'static str> {
+    ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+}
+
+impl TestRedis {
+    /// Starts one, or says loudly why it cannot and answers `None`.
+    pub(crate) fn start(extra: &[&str]) -> Option<TestRedis> {
+        if redis_server().is_none() {
+            eprintln!(
+                "\n*** SKIPPED: redis-server is not installed, so the Redis store is NOT tested \
+                 (apt-get install redis-server; scripts/test does) ***\n"
+            );
+            return None;
+        }
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let dir = tempfile::tempdir().unwrap();
+            let child = spawn(port, dir.path(), &extra);
+            let mut server = TestRedis {
+                port,
+                child,
+                dir,
+                extra: extra.clone(),
+            };
+            if server.wait_ready() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on a free port after 5 tries");
+    }
+
+    pub(crate) fn uri(&self, db: u32) -> String {
+        format!("redis://127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    /// SIGKILL by PID, then reap.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Stops it and starts it again on the same port.
+    fn restart(&mut self) {
+        self.stop();
+        self.child = spawn(self.port, self.dir.path(), &self.extra);
+        assert!(self.wait_ready(), "redis-server did not restart");
+    }
+}
+
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    Command::new(redis_server().unwrap_or("redis-server"))
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+        ])
+        .args([
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--loglevel",
+            "warning",
+        ])
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server")
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A store on a fresh server (db 5, so the DB index is exercised everywhere).
+fn fixture() -> Option<(Arc<RedisStore>, TestRedis)> {
+    let server = TestRedis::start(&[])?;
+    let store = RedisStore::open(&server.uri(5), TIMEOUT).unwrap();
+    Some((Arc::new(store), server))
+}
+
+mod conformance {
+    use super::*;
+    store_conformance_tests!(match fixture() {
+        Some(f) => f,
+        None => return,
+    });
+}
+
+#[test]
+fn the_db_index_in_the_uri_is_honoured() {
+    let Some(server) = TestRedis::start(&[]) else {
+        return;
+    };
+    let one = RedisStore::open(&server.uri(1), TIMEOUT).unwrap();
+    let two = RedisStore::open(&server.uri(2), TIMEOUT).unwrap();
+    one.create(&sample_record("b", "ident"), true).unwrap();
+    assert!(one.get("b").unwrap().is_some());
+    assert_eq!(two.get("b").unwrap(), None);
+    let client = redis::Client::open(server.uri(1)).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let exists: bool = redis::cmd("EXISTS")
+        .arg("kiln:bake:b")
+        .query(&mut raw)
+        .unwrap();
+    assert!(exists, "the bake is in db 1");
+}
+
+#[test]
+fn a_password_is_used_and_never_shown() {
+    let Some(server) = TestRedis::start(&["--requirepass", "s3cret-pw"]) else {
+        return;
+    };
+    let uri = |pw: &str| format!("redis://:{pw}@127.0.0.1:{}/0", server.port);
+    let store = RedisStore::open(&uri("s3cret-pw"), TIMEOUT).unwrap();
+    store.ping().unwrap();
+    assert!(!store.target().contains("s3cret"), "{}", store.target());
+    let Err(err) = RedisStore::open(&uri("wrong-pw"), TIMEOUT) else {
+        panic!("a wrong password was accepted");
+    };
+    let msg = err.to_string();
+    assert!(!msg.contains("wrong-pw") && msg.contains("******"), "{msg}");
+}
+
+#[test]
+fn tls_and_unreachable_redis_are_refused_with_clear_messages() {
+    let Err(tls) = RedisStore::open("rediss://127.0.0.1:6379", TIMEOUT) else {
+        panic!("rediss accepted");
+    };
+    assert!(tls.to_string().contains("not compiled"), "{tls}");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let started = Instant::now();
+    let Err(down) = RedisStore::open(&format!("redis://127.0.0.1:{port}"), TIMEOUT) else {
+        panic!("nothing listens there");
+    };
+    assert!(matches!(down, StoreError::Unavailable(_)), "{down:?}");
+    assert!(down.to_string().contains("cannot reach Redis"), "{down}");
+    assert!(
+        started.elapsed() < TIMEOUT,
+        "a refused connection fails at once"
+    );
+}
+
+#[test]
+fn an_expired_heartbeat_makes_its_instance_dead_and_its_bakes_orphans() {
+    let Some((store, _server)) = fixture() else {
+        return;
+    };
+    let mut rec = sample_record("b", "ident");
+    rec.instance_id = "short@h".into();
+    store.create(&rec, true).unwrap();
+    store
+        .heartbeat("short@h", Duration::from_millis(200), &["b".into()], 1)
+        .unwrap();
+    assert_eq!(store.instances().unwrap().len(), 1);
+    assert_eq!(store.claim_orphans("peer@h", 2).unwrap(), []);
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(store.instances().unwrap(), []);
+    let settled = store.claim_orphans("peer@h", 3).unwrap();
+    assert_eq!(settled.len(), 1);
+    assert_eq!(settled[0].cause, Some(crate::bake::Cause::Orphaned));
+}
+
+#[test]
+fn the_store_fails_fast_while_redis_is_down_and_heals_when_it_is_back() {
+    let Some((store, mut server)) = fixture() else {
+        return;
+    };
+    store.create(&sample_record("a", "ident-a"), true).unwrap();
+    server.stop();
+    let started = Instant::now();
+    for _ in 0..20 {
+        let err = store.get("a").unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        let err = store.append_log("a", "line\n").unwrap_err();
+        assert!(
+            err.to_string().contains("Redis at redis://127.0.0.1"),
+            "{err}"
+        );
+    }
+    assert!(started.elapsed() < TIMEOUT, "no call waits for a timeout");
+    server.restart();
+    // No persistence in this test: the server is empty again, but the store works at once.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while store.ping().is_err() {
+        assert!(Instant::now() < deadline, "the store never reconnected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    store.create(&sample_record("b", "ident-b"), true).unwrap();
+    store.append_log("b", "after the restart\n").unwrap();
+    assert_eq!(store.read_log("b").unwrap(), "after the restart\n");
+}
