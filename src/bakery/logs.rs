@@ -19,12 +19,16 @@ pub(super) struct LogSink {
     buf: String,
     /// Raw output offset after the last line in `buf`.
     pending_offset: u64,
+    /// Raw output offset after the last line known to be stored.
+    committed_offset: u64,
     stored_bytes: u64,
     max_bytes: u64,
     truncated: bool,
     last_flush: Instant,
     /// Whether the last flush failed (so an outage is warned about once).
     failing: bool,
+    /// What `consumed` holds now, when this sink wrote it.
+    recorded: Option<(u64, u64, u64)>,
     pub outcome: Outcome,
     pub last_text: Option<String>,
 }
@@ -38,22 +42,37 @@ impl LogSink {
             consumed_file: run_dir.join("consumed"),
             buf: String::new(),
             pending_offset: 0,
+            committed_offset: 0,
             stored_bytes,
             max_bytes,
             truncated: false,
             last_flush: Instant::now(),
             failing: false,
+            recorded: None,
             outcome: Outcome::default(),
             last_text: None,
         }
     }
 
-    /// Where a re-attached run continues: the raw offset of the last line already stored.
-    pub fn consumed_offset(run_dir: &std::path::Path) -> u64 {
-        std::fs::read_to_string(run_dir.join("consumed"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0)
+    /// Where a re-attached run continues: the raw offset after the last line already stored,
+    /// given how long the stored log is now.
+    pub fn consumed_offset(run_dir: &std::path::Path, stored_now: u64) -> u64 {
+        let text = std::fs::read_to_string(run_dir.join("consumed")).unwrap_or_default();
+        let fields: Vec<u64> = text
+            .split_whitespace()
+            .filter_map(|f| f.parse().ok())
+            .collect();
+        match fields[..] {
+            [_, stored, pending] if stored_now > stored => pending,
+            [committed, ..] => committed,
+            [] => 0,
+        }
+    }
+
+    /// Continues a run whose output up to `offset` is stored already.
+    pub fn start_at(&mut self, offset: u64) {
+        self.pending_offset = offset;
+        self.committed_offset = offset;
     }
 
     /// Feeds a line already stored before a restart: results only, no log text.
@@ -118,12 +137,61 @@ impl LogSink {
     /// [`LogSink::flush`], saying whether everything buffered is stored now.
     pub fn try_flush(&mut self) -> StoreResult<()> {
         self.last_flush = Instant::now();
+        // Two records around the append make it exactly-once across a crash: before it, where
+        // the raw output would stand if the append lands; after it, that it did. A reader that
+        // finds the store longer than the record says knows the append landed.
+        let before = self.stored_bytes;
         if !self.buf.is_empty() {
+            self.record_consumed(self.committed_offset, before, self.pending_offset);
             self.store.append_log(&self.id, &self.buf)?;
             self.stored_bytes += self.buf.len() as u64;
             self.buf.clear();
         }
-        let _ = std::fs::write(&self.consumed_file, self.pending_offset.to_string());
+        self.committed_offset = self.pending_offset;
+        self.record_consumed(self.pending_offset, self.stored_bytes, self.pending_offset);
         Ok(())
+    }
+
+    fn record_consumed(&mut self, committed: u64, stored: u64, pending: u64) {
+        // The flusher ticks every 100 ms for every running bake, mostly with nothing new: only
+        // a changed record is written (two file operations on a runtime thread per tick add up
+        // at 64 bakes).
+        let record = (committed, stored, pending);
+        if self.recorded == Some(record) {
+            return;
+        }
+        let tmp = self.consumed_file.with_extension("tmp");
+        if std::fs::write(&tmp, format!("{committed} {stored} {pending}")).is_ok()
+            && std::fs::rename(&tmp, &self.consumed_file).is_ok()
+        {
+            self.recorded = Some(record);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_restart_continues_after_the_last_stored_line_even_mid_append() {
+        let dir = tempfile::tempdir().unwrap();
+        let at = |text: &str, stored_now| {
+            std::fs::write(dir.path().join("consumed"), text).unwrap();
+            LogSink::consumed_offset(dir.path(), stored_now)
+        };
+        assert_eq!(
+            LogSink::consumed_offset(dir.path(), 0),
+            0,
+            "nothing stored yet"
+        );
+        assert_eq!(at("100 40 100", 40), 100, "settled");
+        assert_eq!(at("100 40 180", 40), 100, "the append did not land");
+        assert_eq!(
+            at("100 40 180", 75),
+            180,
+            "the append landed, its record did not"
+        );
+        assert_eq!(at("55", 10), 55, "a bare offset");
     }
 }

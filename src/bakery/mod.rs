@@ -137,7 +137,7 @@ impl Bakery {
     }
 
     /// Cancels a queued or running bake: it reads CANCELED at once, and its Packer (if any) is
-    /// stopped with SIGTERM, given the grace period to clean up, then killed.
+    /// stopped with SIGINT to its process group, given the grace period to clean up, then killed.
     pub fn cancel(&self, id: &str) -> Result<BakeRecord, CancelError> {
         let now = now_ms();
         let change = Transition {

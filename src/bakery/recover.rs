@@ -72,7 +72,13 @@ impl Bakery {
         };
         let started = UNIX_EPOCH
             + Duration::from_millis(record.started_ms.unwrap_or(record.created_ms).max(0) as u64);
-        let offset = LogSink::consumed_offset(&run_dir);
+        let stored = self
+            .inner
+            .store
+            .read_log(&record.id)
+            .map(|l| l.len() as u64)
+            .unwrap_or(0);
+        let offset = LogSink::consumed_offset(&run_dir, stored);
         let token = CancellationToken::new();
         lock(&self.inner.active).insert(record.id.clone(), token.clone());
         // A re-attached run holds a slot like any running bake (beyond the limit if the limit

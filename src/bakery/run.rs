@@ -96,6 +96,7 @@ impl Bakery {
             settings.max_log_bytes(),
         );
         if offset > 0 {
+            sink.start_at(offset);
             replay(&mut sink, &run_dir, offset);
         }
         let sink = Arc::new(Mutex::new(sink));
@@ -117,15 +118,20 @@ impl Bakery {
         };
         // qemu bakes: the image's files, digest and boot check (`images::finish`) decide too.
         let mut after = None;
-        if record.provider == "qemu" && (report.ending, report.stopped_by) == (Ending::Exited(0), None) {
+        if record.provider == "qemu"
+            && (report.ending, report.stopped_by) == (Ending::Exited(0), None)
+        {
             let mut say = |line: &str| {
                 sink.note(line);
                 sink.flush();
             };
             let data_dir = self.data_dir();
-            after = crate::images::finish(&data_dir, &record, &mut say, &token).await.err();
+            after = crate::images::finish(&data_dir, &record, &mut say, &token)
+                .await
+                .err();
         }
-        self.settle(&record, &report, &limits, &mut sink, after).await;
+        self.settle(&record, &report, &limits, &mut sink, after)
+            .await;
         sink.flush();
     }
 
@@ -174,7 +180,7 @@ impl Bakery {
             sink.note(&format!("kiln: bake {}: {error}", phase.as_str()));
         }
         if report.killed {
-            sink.note("kiln: Packer did not stop within the grace period after SIGTERM and was killed (kiln.jobs.killGrace)");
+            sink.note("kiln: Packer did not stop within the grace period after the stop signal and was killed (kiln.jobs.killGrace)");
         }
         let details = (phase == Phase::Succeeded).then(|| self.details(record, &sink.outcome));
         let change = Transition {
