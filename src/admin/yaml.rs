@@ -5,22 +5,7 @@
 
 use serde_yaml::{Mapping, Value};
 
-/// Spring's relaxed form of a key: `default-virtualization-type` → `defaultVirtualizationType`.
-pub(crate) fn camel(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    let mut upper = false;
-    for c in key.chars() {
-        if c == '-' || c == '_' {
-            upper = !out.is_empty();
-        } else if upper {
-            out.extend(c.to_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub(crate) use crate::config::relaxed_key as camel;
 
 fn same_key(key: &Value, name: &str) -> bool {
     key.as_str().is_some_and(|k| camel(k) == name)

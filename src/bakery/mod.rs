@@ -94,6 +94,8 @@ impl Bakery {
             Ok(mut s) => *s = Arc::new(settings),
             Err(p) => *p.into_inner() = Arc::new(settings),
         }
+        // A raised `maxConcurrent` starts waiting bakes now, not at the next bake's end.
+        self.pump();
     }
 
     pub fn store(&self) -> &Arc<dyn BakeStore> {

@@ -56,7 +56,7 @@ fn normalize(v: Value, verbatim_keys: bool) -> Value {
                 .map(|(k, v)| {
                     let name = k.as_str().map(String::from);
                     let key = match (&name, verbatim_keys) {
-                        (Some(s), false) => Value::String(camel(s)),
+                        (Some(s), false) => Value::String(relaxed_key(s)),
                         _ => k,
                     };
                     let child_verbatim = !verbatim_keys && name.as_deref() == Some("files");
@@ -69,7 +69,8 @@ fn normalize(v: Value, verbatim_keys: bool) -> Value {
     }
 }
 
-fn camel(key: &str) -> String {
+/// Spring's relaxed form of a key: `default-virtualization-type` → `defaultVirtualizationType`.
+pub fn relaxed_key(key: &str) -> String {
     let mut out = String::with_capacity(key.len());
     let mut upper = false;
     for c in key.chars() {

@@ -101,8 +101,9 @@ impl Vm {
         }
     }
 
+    /// The console's last lines, without colour codes and carriage returns.
     pub fn console_tail(&self, lines: usize) -> String {
-        super::run::tail(&self.serial_log, lines)
+        plain(&super::run::tail(&self.serial_log, lines))
     }
 
     /// Stops the VM (a kill: its disk is a snapshot, nothing is lost).
@@ -303,8 +304,41 @@ impl BootCheck {
     }
 }
 
+/// Text without ANSI escape sequences (`ESC [ … letter`) and carriage returns.
+fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\u{1b}' => {
+                if chars.next() == Some('[') {
+                    for e in chars.by_ref() {
+                        if e.is_ascii_alphabetic() {
+                            break;
+                        }
+                    }
+                }
+            }
+            '\r' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn console_text_loses_colours_and_carriage_returns() {
+        let raw = "[\u{1b}[0;32m  OK  \u{1b}[0m] Started \u{1b}[0;1;39mssh.service\u{1b}[0m.\r";
+        assert_eq!(plain(raw), "[  OK  ] Started ssh.service.");
+    }
 }
