@@ -15,7 +15,7 @@
 //!   outage every live peer has had a chance to beat again before anyone judges it dead.
 //! - A bake canceled through another instance is stopped here within one interval.
 //! - The bakery's own writes of a run's log and result are retried until the store takes them
-//!   ([`Bakery::until_stored`]), so an outage delays them and loses nothing.
+//!   (`Bakery::until_stored`), so an outage delays them and loses nothing.
 
 use super::{Bakery, lock, now_ms};
 use crate::bake::Cause;
