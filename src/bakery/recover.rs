@@ -23,6 +23,7 @@ impl Bakery {
     /// Settles or resumes every unfinished bake. Call once, inside the runtime, before serving.
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut found = Recovered::default();
+        self.stop_settled_runs();
         // On a shared store, other instances' bakes are theirs (or settled by `ha` if they died).
         let shared = self.inner.store.is_shared();
         let (running, queued): (Vec<_>, Vec<_>) = self
@@ -118,6 +119,31 @@ impl Bakery {
             Err(e) => {
                 let error = format!("could not re-queue after a restart: {e}");
                 self.finish(&record.id, Phase::Failed, Cause::LostOnRestart, error);
+            }
+        }
+    }
+}
+
+impl Bakery {
+    /// Stops Packer runs of this data dir whose bake was settled while kiln was away (another
+    /// instance declared them orphaned, or a cancel came through a peer): nobody waits for
+    /// their image, so they must not keep cloud resources busy.
+    fn stop_settled_runs(&self) {
+        use crate::packer::run::{STOP_SIGNAL, layout, signal_group};
+        let Ok(entries) = std::fs::read_dir(self.data_dir().join("runs")) else {
+            return;
+        };
+        for dir in entries.flatten().map(|e| e.path()) {
+            let Some(id) = dir.file_name().and_then(|n| n.to_str()).map(String::from) else {
+                continue;
+            };
+            let settled = matches!(self.inner.store.get(&id), Ok(Some(r)) if r.phase.is_finished());
+            if !settled || !layout::supervisor_alive(&dir) {
+                continue;
+            }
+            if let Ok(Some(pgid)) = layout::read_pgid(&dir) {
+                tracing::warn!(bake = %id, "stopping a Packer run whose bake was settled while kiln was away");
+                let _ = signal_group(pgid, STOP_SIGNAL);
             }
         }
     }

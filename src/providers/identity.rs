@@ -32,8 +32,12 @@ impl Identity {
         let timed = recipe::image_name_is_time_derived(req);
         let mut variables = Map::new();
         for (k, v) in &p.variables {
+            // The clock and where configDir happens to live change nothing in the image (the
+            // files in it count by content), so instances with different data dirs agree.
             let v = if timed && k == "aws_target_ami" {
                 v.replace(&clock, "{time}")
+            } else if k == "configDir" {
+                "{configDir}".to_string()
             } else {
                 v.clone()
             };
