@@ -60,8 +60,12 @@ pub fn serve(
         crate::admin::reload::watch_sighup(reloader, app.bakery().clone())?;
         // Where a client (or a test that asked for port 0) finds this server.
         let bound = app.listener.local_addr()?;
-        std::fs::write(data_dir.join("kiln.addr"), bound.to_string())
-            .with_context(|| format!("cannot write {}", data_dir.join("kiln.addr").display()))?;
+        // Written whole or not at all (temp file + rename): a reader never sees half an address.
+        let addr_file = data_dir.join("kiln.addr");
+        let tmp = data_dir.join(".kiln.addr.tmp");
+        std::fs::write(&tmp, bound.to_string())
+            .and_then(|()| std::fs::rename(&tmp, &addr_file))
+            .with_context(|| format!("cannot write {}", addr_file.display()))?;
         app.run_until_stopped(shutdown_signal()).await
     })
 }

@@ -254,7 +254,9 @@ impl Kiln {
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+            if let Ok(a) = std::fs::read_to_string(&addr_file)
+                && !a.trim().is_empty()
+            {
                 kiln.addr = a.trim().to_string();
                 return kiln;
             }
