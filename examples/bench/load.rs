@@ -21,6 +21,8 @@ pub struct LoadResult {
     pub kiln_cpu_s: f64,
     /// CPU seconds this generator used during the measured window.
     pub client_cpu_s: f64,
+    /// CPU seconds the rest of the machine (other users' processes) used meanwhile.
+    pub others_cpu_s: f64,
 }
 
 impl LoadResult {
@@ -30,6 +32,7 @@ impl LoadResult {
             "rps": self.rps, "p50_ms": self.p50_ms, "p90_ms": self.p90_ms,
             "p99_ms": self.p99_ms, "max_ms": self.max_ms,
             "kiln_cpu_s": self.kiln_cpu_s, "client_cpu_s": self.client_cpu_s,
+            "others_cpu_s": self.others_cpu_s,
             "kiln_cpu_us_per_request": self.kiln_cpu_s * 1e6 / (self.requests.max(1) as f64),
         })
     }
@@ -61,8 +64,10 @@ pub fn run(
             .collect();
         tokio::time::sleep_until(start.into()).await;
         let (kiln0, client0) = (procs::cpu_seconds(kiln_pid), procs::own_cpu_seconds());
+        let busy0 = procs::machine_busy_seconds();
         tokio::time::sleep_until(end.into()).await;
         let (kiln1, client1) = (procs::cpu_seconds(kiln_pid), procs::own_cpu_seconds());
+        let busy1 = procs::machine_busy_seconds();
         let mut lat = Vec::new();
         let (mut requests, mut errors) = (0, 0);
         for t in tasks {
@@ -85,6 +90,7 @@ pub fn run(
             max_ms: lat.last().copied().unwrap_or(0) as f64 / 1000.0,
             kiln_cpu_s: kiln1 - kiln0,
             client_cpu_s: client1 - client0,
+            others_cpu_s: ((busy1 - busy0) - (kiln1 - kiln0) - (client1 - client0)).max(0.0),
         }
     })
 }

@@ -14,6 +14,8 @@
 //! code: that is "Packer's exit" for the completion-visibility figures. The direct runs use the
 //! exact argv kiln stored for a bake (`recipe.command`, wrapper included), so both sides pay the
 //! same wrapper; only the AMI name gets a `-direct` suffix (Packer refuses an existing name).
+//! The wrapper also records when it started (`start-<ami>`), which splits kiln's overhead into
+//! "before Packer runs" and "after Packer exits".
 
 mod http;
 mod load;
@@ -39,6 +41,7 @@ const API_BAKES: usize = 10_000;
 const API_CONNS: usize = 64;
 
 fn main() -> Result<()> {
+    procs::stop_started_on_signal();
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("run") => run(&args[1..]),
@@ -77,6 +80,8 @@ struct Bench {
     results: serde_json::Map<String, Value>,
     next_pkg: usize,
     run_tag: String,
+    /// The 1-minute load average as each section started (other users' work shows here).
+    phase_load: serde_json::Map<String, Value>,
 }
 
 fn run(args: &[String]) -> Result<()> {
@@ -124,6 +129,7 @@ fn run(args: &[String]) -> Result<()> {
         rows: Vec::new(),
         results: serde_json::Map::new(),
         next_pkg: 0,
+        phase_load: serde_json::Map::new(),
         run_tag: format!("{:x}", now_epoch_ms() % 0xfffff),
     };
 
@@ -133,19 +139,26 @@ fn run(args: &[String]) -> Result<()> {
     std::fs::write(&b.config, b.config_yaml(&moto, &seed)?)?;
 
     let wanted = |s: &str| only.as_ref().is_none_or(|o| o.iter().any(|w| w == s));
+    let note_load = |b: &mut Bench, s: &str| {
+        b.phase_load.insert(s.into(), json!(procs::loadavg()));
+    };
     if wanted("footprint") {
+        note_load(&mut b, "footprint");
         b.footprint_empty()?;
     }
     if wanted("sequential") {
+        note_load(&mut b, "sequential");
         b.bakes_sequential()?;
     }
     let template = if wanted("concurrency") {
+        note_load(&mut b, "concurrency");
         b.concurrency()?
     } else {
         synthetic_record()
     };
     drop(moto);
     if wanted("api") {
+        note_load(&mut b, "api");
         b.api(&template)?;
     }
     b.results.insert(
@@ -159,11 +172,14 @@ fn run(args: &[String]) -> Result<()> {
         target: "-".into(),
         ok: None,
     });
+    // Sections in their numbered order (they ran in the order that needs fewest restarts).
+    b.rows.sort_by_key(|r| r.section.split(' ').next().unwrap_or("").to_string());
+    b.results.insert("load_average_1m_at_start".into(), Value::Object(b.phase_load.clone()));
 
     let load_after = procs::loadavg();
     let doc = json!({
         "date": command_out(Command::new("date").args(["-u", "+%Y-%m-%dT%H:%M:%SZ"])),
-        "command": "scripts/bench",
+        "command": format!("scripts/bench {}", args.join(" ")).trim().to_string(),
         "machine": machine,
         "load_average_1m": {"before": load_before, "after": load_after},
         "bench_seconds": started.elapsed().as_secs_f64(),
@@ -293,7 +309,7 @@ files: {files}
         let kiln = self.start_kiln(&data)?;
         let mut conn = Conn::new(kiln.addr);
         let config_dir = data.join("packer");
-        let pairs = if self.quick { 7 } else { 9 };
+        let pairs = if self.quick { 7 } else { 15 };
         let singles = if self.quick { 15 } else { 40 };
 
         eprintln!("bench: warm-up bake");
@@ -304,10 +320,20 @@ files: {files}
         let (mut ratios, mut kiln_s, mut direct_s) = (Vec::new(), Vec::new(), Vec::new());
         let mut vis_poll = Vec::new();
         let mut vis_record = Vec::new();
-        let mut to_running = Vec::new();
+        let mut to_packer = Vec::new();
+        let mut direct_to_packer = Vec::new();
         for i in 0..pairs {
             let k = self.bake_one(&mut conn)?;
-            let d = self.run_direct(&direct_argv(&k.view)?, &config_dir, &format!("pair{i}"))?;
+            let argv = direct_argv(&k.view)?;
+            let spawned = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
+            let d = self.run_direct(&argv, &config_dir, &format!("pair{i}"))?;
+            let ami = argv
+                .iter()
+                .find_map(|a| a.strip_prefix("aws_target_ami="))
+                .context("aws_target_ami")?;
+            if let Some(start) = self.exit_times()?.get(&format!("start-{ami}")) {
+                direct_to_packer.push((start - spawned) * 1000.0);
+            }
             let kt = k.elapsed.as_secs_f64();
             let dt = d.as_secs_f64();
             eprintln!("bench:   pair {i}: kiln {kt:.3} s, packer {dt:.3} s, ratio {:.3}", kt / dt);
@@ -316,14 +342,14 @@ files: {files}
             direct_s.push(dt);
             vis_poll.push(k.visible_ms);
             vis_record.push(k.record_ms);
-            to_running.push(k.to_running_ms);
+            to_packer.push(k.to_packer_ms);
         }
         eprintln!("bench: completion visibility, {singles} more bakes");
         for _ in 0..singles {
             let k = self.bake_one(&mut conn)?;
             vis_poll.push(k.visible_ms);
             vis_record.push(k.record_ms);
-            to_running.push(k.to_running_ms);
+            to_packer.push(k.to_packer_ms);
         }
         let ratio = median(&ratios);
         self.results.insert(
@@ -332,7 +358,8 @@ files: {files}
                 "pairs": pairs, "ratios": ratios, "kiln_s": kiln_s, "packer_s": direct_s,
                 "median_ratio": ratio, "median_kiln_s": median(&kiln_s),
                 "median_packer_s": median(&direct_s),
-                "post_to_running_ms_median": median(&to_running),
+                "post_to_packer_start_ms_median": median(&to_packer),
+                "spawn_to_packer_start_ms_median_direct": median(&direct_to_packer),
             }),
         );
         self.row(
@@ -341,6 +368,13 @@ files: {files}
             format!("{ratio:.3} ({:.3} s / {:.3} s)", median(&kiln_s), median(&direct_s)),
             "≤ 1.10",
             Some(ratio <= 1.10),
+        );
+        self.row(
+            "1 overhead",
+            "to Packer's start: POST (kiln) / spawn (bare), median",
+            format!("{:.1} / {:.1} ms", median(&to_packer), median(&direct_to_packer)),
+            "-",
+            None,
         );
         let mut sorted = vis_poll.clone();
         sorted.sort_by(f64::total_cmp);
@@ -381,11 +415,15 @@ files: {files}
             let t0 = Instant::now();
             let t0_ms = now_epoch_ms();
             let mut ids = Vec::new();
+            let mut post_ms = Vec::new();
             for _ in 0..n {
                 let pkg = self.package();
+                let t = Instant::now();
                 ids.push(post_bake(&mut conn, &pkg)?);
+                post_ms.push(t.elapsed().as_secs_f64() * 1000.0);
             }
             let posted_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            post_ms.sort_by(f64::total_cmp);
             // Poll gently (the bare side has no poller): kiln's own completion times are used.
             let mut pending: Vec<String> = ids.clone();
             while !pending.is_empty() {
@@ -458,6 +496,7 @@ files: {files}
                     "bakes": n, "all_succeeded": true,
                     "kiln_wall_s": kiln_wall, "kiln_wall_polled_200ms_s": polled_wall,
                     "post_all_ms": posted_ms, "bare_wall_s": bare_wall, "ratio": ratio,
+                    "post_ms": {"p50": pct(&post_ms, 50.0), "p99": pct(&post_ms, 99.0), "max": post_ms.last()},
                     "kiln_vmhwm_mib": hwm,
                     "cpu_s": {"kiln": kiln_cpu, "supervisors_and_packers": sup_cpu, "bare_packers": bare_cpu},
                     "supervisor_rss_mib": sup,
@@ -470,6 +509,13 @@ files: {files}
                 format!("{ratio:.3} ({kiln_wall:.2} s / {bare_wall:.2} s)"),
                 "≤ 1.10",
                 Some(ratio <= 1.10),
+            );
+            self.row(
+                "3 concurrency",
+                &format!("{n} bakes: POST latency while they start, p50 / max"),
+                format!("{:.1} / {:.1} ms", pct(&post_ms, 50.0), post_ms.last().copied().unwrap_or(0.0)),
+                "-",
+                None,
             );
             self.row(
                 "3 concurrency",
@@ -540,8 +586,8 @@ files: {files}
             let paths = Arc::new(ids.iter().map(|id| format!("{fmt}{id}")).collect());
             let r = load::run(kiln.addr, paths, API_CONNS, warmup, measure, kiln.pid());
             eprintln!(
-                "bench:   {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, kiln CPU {:.2} s, client CPU {:.2} s",
-                r.rps, r.p50_ms, r.p99_ms, r.errors, r.kiln_cpu_s, r.client_cpu_s
+                "bench:   {:.0} req/s, p50 {:.2} ms, p99 {:.2} ms, errors {}, CPU s: kiln {:.2}, client {:.2}, others {:.2}",
+                r.rps, r.p50_ms, r.p99_ms, r.errors, r.kiln_cpu_s, r.client_cpu_s, r.others_cpu_s
             );
             let targets = name != "kiln_bake";
             let ok = (r.rps >= 20_000.0 && r.p99_ms <= 5.0 && r.errors == 0) && targets;
@@ -554,11 +600,12 @@ files: {files}
             );
             self.row(
                 "4 API",
-                &format!("GET {fmt}{{id}}: CPU per request, kiln / load generator"),
+                &format!("GET {fmt}{{id}}: CPU per request kiln / load gen.; others' CPU"),
                 format!(
-                    "{:.0} / {:.0} µs",
+                    "{:.0} / {:.0} µs; {:.2} cores",
                     r.kiln_cpu_s * 1e6 / r.requests.max(1) as f64,
-                    r.client_cpu_s * 1e6 / r.requests.max(1) as f64
+                    r.client_cpu_s * 1e6 / r.requests.max(1) as f64,
+                    r.others_cpu_s / r.secs
                 ),
                 "-",
                 None,
@@ -596,6 +643,7 @@ files: {files}
     fn bake_one(&mut self, conn: &mut Conn) -> Result<Baked> {
         let pkg = self.package();
         let t0 = Instant::now();
+        let t0_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
         let id = post_bake(conn, &pkg)?;
         let (seen, seen_wall) = loop {
             let s = conn.get_json(&format!("/api/v1/{REGION}/status/{id}"))?;
@@ -617,14 +665,17 @@ files: {files}
             .get(&target_ami(&view)?)
             .context("the packer wrapper recorded no exit for this bake")?;
         let seen_s = seen_wall.duration_since(UNIX_EPOCH)?.as_secs_f64();
+        let started = self
+            .exit_times()?
+            .get(&format!("start-{}", target_ami(&view)?))
+            .copied()
+            .context("the packer wrapper recorded no start for this bake")?;
         let updated = view["updated_ms"].as_f64().context("updated_ms")?;
-        let created = view["created_ms"].as_f64().context("created_ms")?;
-        let started = view["started_ms"].as_f64().context("started_ms")?;
         Ok(Baked {
             elapsed,
             visible_ms: (seen_s - exit) * 1000.0,
             record_ms: updated - exit * 1000.0,
-            to_running_ms: started - created,
+            to_packer_ms: (started - t0_s) * 1000.0,
             view,
         })
     }
@@ -645,7 +696,8 @@ files: {files}
         let dir = self.work.join("direct");
         std::fs::create_dir_all(&dir)?;
         let log = std::fs::File::create(dir.join(format!("{tag}.log")))?;
-        Ok(Command::new(&argv[0])
+        // A session of its own, as kiln's supervisor gives Packer (see `procs::in_new_session`).
+        Ok(procs::in_new_session(&mut Command::new(&argv[0]))
             .args(&argv[1..])
             .current_dir(cwd)
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
@@ -675,7 +727,8 @@ struct Baked {
     visible_ms: f64,
     /// Wrapper's exit timestamp → the record's `updated_ms`.
     record_ms: f64,
-    to_running_ms: f64,
+    /// POST sent → the wrapper (so Packer) started.
+    to_packer_ms: f64,
     view: Value,
 }
 
@@ -732,6 +785,7 @@ fn write_wrapper(path: &Path, packer: &Path, exits: &Path) -> Result<()> {
 # kiln bench: runs the real Packer, then records when it exited, just before exiting with its code.
 ami=
 for a in "$@"; do case $a in aws_target_ami=*) ami=${{a#aws_target_ami=}};; esac; done
+printf '%s start-%s\n' "$EPOCHREALTIME" "$ami" >> '{exits}'
 '{packer}' "$@"
 rc=$?
 printf '%s %s\n' "$EPOCHREALTIME" "$ami" >> '{exits}'

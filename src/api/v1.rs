@@ -66,12 +66,13 @@ pub async fn status(
     uri: Uri,
 ) -> Result<Json<BakeStatus>, ApiError> {
     let path = uri.path();
+    // The phase alone: a poll should not decode the whole record.
     match bakery
         .store()
-        .get(&id)
+        .phase(&id)
         .map_err(|e| ApiError::from((path, e)))?
     {
-        Some(r) => Ok(Json(BakeStatus::of(&r.id, r.phase))),
+        Some(phase) => Ok(Json(BakeStatus::of(&id, phase))),
         None => Err(ApiError::bad_request(
             path,
             format!("Unable to retrieve status for '{id}'."),
@@ -88,12 +89,11 @@ pub async fn details(
     let path = uri.path();
     let missing =
         || ApiError::bad_request(path, format!("Unable to retrieve bake details for '{id}'."));
-    let record = bakery
+    let details = bakery
         .store()
-        .get(&id)
+        .details(&id)
         .map_err(|e| ApiError::from((path, e)))?
         .ok_or_else(missing)?;
-    let details = record.details.ok_or_else(missing)?;
     let Some(view) = details.for_region(&region) else {
         let regions = details.regions.unwrap_or_default().join(", ");
         return Err(ApiError::bad_request(

@@ -58,6 +58,12 @@ impl Bakery {
             store.unbind(&old.id)?;
         }
         let record = self.new_record(region, &req, &prepared);
+        if req.request_id.is_some() && store.get(&record.id)?.is_some() {
+            return Err(CreateError::Invalid(BakeError::Invalid(format!(
+                "request_id '{}' is already a bake's id; leave request_id out or use a new one",
+                record.id
+            ))));
+        }
         match store.create(&record, !rebake)? {
             Stored::Existing(existing) => {
                 self.metrics().requested("duplicate");

@@ -91,7 +91,7 @@ impl Vm {
             if !matches!(self.child.try_wait(), Ok(None)) {
                 return Err(BootError::Exited(self.console_tail(20)));
             }
-            if let Ok((0, _)) = ssh.run("true", Duration::from_secs(20)).await {
+            if let Ok((0, _, _)) = ssh.run_once("true", Duration::from_secs(20)).await {
                 return Ok(started.elapsed());
             }
             if started.elapsed() > limit {
@@ -157,8 +157,29 @@ pub struct Ssh {
 }
 
 impl Ssh {
-    /// Runs `command`; its exit code and stdout.
+    /// Runs `command`; its exit code and stdout. ssh's own failures (exit 255: the connection
+    /// refused or dropped, as while the guest's network or sshd restarts) are retried a few
+    /// times; a command in the VM that fails is not.
     pub async fn run(&self, command: &str, limit: Duration) -> Result<(i32, String), BootError> {
+        let mut attempts = 0;
+        loop {
+            let (code, stdout, stderr) = self.run_once(command, limit).await?;
+            if code != 255 {
+                return Ok((code, stdout));
+            }
+            attempts += 1;
+            if attempts == 5 {
+                return Err(BootError::Ssh(format!("'{command}': {stderr}")));
+            }
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+    }
+
+    async fn run_once(
+        &self,
+        command: &str,
+        limit: Duration,
+    ) -> Result<(i32, String, String), BootError> {
         let mut c = Command::new("ssh");
         c.args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no"])
             .args(["-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
@@ -174,10 +195,11 @@ impl Ssh {
             .await
             .map_err(|_| BootError::Ssh(format!("'{command}' took longer than {limit:?}")))?
             .map_err(|e| BootError::Ssh(format!("cannot run ssh: {e}")))?;
-        let code = out.status.code().unwrap_or(-1);
+        let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
         Ok((
-            code,
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            out.status.code().unwrap_or(-1),
+            text(&out.stdout),
+            text(&out.stderr),
         ))
     }
 }

@@ -80,6 +80,12 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
     if !aws_enabled && !qemu_enabled {
         return Err(BakeError::UnknownProvider(provider));
     }
+    // The request id becomes the bake id and names the bake's run directory.
+    if let Some(id) = present(&req.request_id).filter(|id| !crate::images::safe_name(id)) {
+        return Err(BakeError::Invalid(format!(
+            "request_id '{id}' is not usable as a bake id: use letters, digits, '.', '_', '-' and '+' (or leave it out)"
+        )));
+    }
     // The qemu provider: a local base image instead of an AMI (see `qemu`).
     let local = qemu_enabled.then(|| qemu::select(req, ctx)).transpose()?;
     let base = match &local {
@@ -135,7 +141,12 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
     let template_name = present(&req.template_file_name)
         .or(base.image.template_file.as_deref())
         .or(match &local {
-            Some(_) => ctx.settings.qemu.template_file.as_deref().or(Some("qemu.json")),
+            Some(_) => ctx
+                .settings
+                .qemu
+                .template_file
+                .as_deref()
+                .or(Some("qemu.json")),
             None => ctx.settings.aws.bakery_defaults.template_file.as_deref(),
         })
         .unwrap_or("aws-ebs.json")

@@ -40,11 +40,6 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeEr
             ctx.region
         )));
     }
-    if let Some(id) = present(&req.request_id).filter(|id| !safe_name(id)) {
-        return Err(invalid(format!(
-            "request_id '{id}' becomes a directory name: use letters, digits, '.', '_', '-' and '+'"
-        )));
-    }
     for k in req.extended_attributes().keys() {
         if k.starts_with("qemu_") {
             return Err(invalid(format!(

@@ -77,6 +77,17 @@ pub trait BakeStore: Send + Sync {
 
     fn get(&self, id: &str) -> StoreResult<Option<BakeRecord>>;
 
+    /// A bake's phase (what a status poll needs); an engine may read just that.
+    fn phase(&self, id: &str) -> StoreResult<Option<Phase>> {
+        Ok(self.get(id)?.map(|r| r.phase))
+    }
+
+    /// A bake's details (what `GET /api/v1/{region}/bake/{id}` needs): `None` for an unknown
+    /// bake and for one without details alike. An engine may read just that.
+    fn details(&self, id: &str) -> StoreResult<Option<BakeDetails>> {
+        Ok(self.get(id)?.and_then(|r| r.details))
+    }
+
     /// The bake currently bound to an identity, whatever its phase.
     fn get_by_identity(&self, identity: &str) -> StoreResult<Option<BakeRecord>>;
 

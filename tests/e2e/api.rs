@@ -83,6 +83,12 @@ fn bad_requests_get_a_400_that_says_what_to_fix_and_nothing_is_stored() {
         400,
         "'!'",
     );
+    assert_refused(
+        &kiln,
+        json!({"base_os": "trusty", "request_id": "../../etc"}),
+        400,
+        "is not usable as a bake id",
+    );
     let r = http(
         &kiln.addr,
         "POST",

@@ -114,6 +114,19 @@ fn base_image_is_built_once_and_offered_from_the_data_dir_and_config() {
     }
     assert_eq!(m["sshUserName"], "root");
 
+    // Without root, a build says so and exits 2 before touching anything.
+    let empty = tempfile::tempdir().unwrap();
+    let unprivileged = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", KILN])
+        .args(["base-image", "build", "bookworm", "--data-dir"])
+        .arg(empty.path().join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&unprivileged.stderr);
+    assert_eq!(unprivileged.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("needs root"), "{stderr}");
+    assert!(!empty.path().join("data").exists());
+
     // Found in the data dir without configuration; a configured image joins it.
     let data = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(cache.join("base-images"), data.path().join("base-images")).unwrap();
