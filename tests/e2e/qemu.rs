@@ -1,5 +1,5 @@
 //! The `qemu` provider for real: `kiln base-image build bookworm` (debootstrap, cached in
-//! `$KILN_TEST_QEMU_CACHE`, default `target/qemu-base`; `scripts/test` pre-builds it), then a
+//! `$KILN_TEST_QEMU_CACHE`, default `target/qemu-base`; the first test that needs it builds it), then a
 //! bake of the sample app's .deb given as a `file://` package artifact through kiln's API,
 //! Packer's qemu builder under TCG with a restricted network, and kiln's boot check. The marker
 //! file is read out of the resulting qcow2 with debugfs.
