@@ -109,7 +109,9 @@ fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(u16, 
     let header = |name: &str| {
         head.lines().skip(1).find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     };
     let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close"));

@@ -4,8 +4,8 @@
 use crate::http::Conn;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -81,7 +81,9 @@ impl Moto {
                 // bakes do to this machine's CPU: its session's autogroup gets top priority.
                 started(pid, true);
                 if let Err(e) = std::fs::write(format!("/proc/{pid}/autogroup"), "-20") {
-                    eprintln!("bench: cannot raise moto's autogroup priority ({e}); figures are noisier");
+                    eprintln!(
+                        "bench: cannot raise moto's autogroup priority ({e}); figures are noisier"
+                    );
                 }
                 return Ok(Moto {
                     endpoint: format!("http://127.0.0.1:{port}"),
@@ -181,7 +183,9 @@ impl Kiln {
                 return Ok(kiln);
             }
             if Instant::now() > deadline {
-                return Err(io::Error::other("kiln's /health did not answer 200 within 30 s"));
+                return Err(io::Error::other(
+                    "kiln's /health did not answer 200 within 30 s",
+                ));
             }
             std::thread::sleep(Duration::from_micros(250));
         }
@@ -371,7 +375,11 @@ fn is_supervisor_of(pid: u32, kiln_pid: u32) -> bool {
 pub fn pss_kib(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
     text.lines().find_map(|l| {
-        l.strip_prefix("Pss:")?.split_whitespace().next()?.parse().ok()
+        l.strip_prefix("Pss:")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
     })
 }
 
@@ -380,13 +388,23 @@ pub fn machine(packer: &Path) -> serde_json::Value {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name")?.split_once(':').map(|(_, v)| v.trim()))
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, v)| v.trim())
+        })
         .unwrap_or("unknown")
         .to_string();
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_kib: u64 = meminfo
         .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:")?.split_whitespace().next()?.parse().ok())
+        .find_map(|l| {
+            l.strip_prefix("MemTotal:")?
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
         .unwrap_or(0);
     let out = |cmd: &mut Command| {
         cmd.output()
@@ -411,9 +429,19 @@ pub fn machine_busy_seconds() -> f64 {
     let Some(line) = text.lines().next() else {
         return 0.0;
     };
-    let v: Vec<u64> = line.split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
     // user nice system idle iowait irq softirq steal (guest time is already in user).
-    let busy: u64 = v.iter().take(8).enumerate().filter(|(i, _)| *i != 3 && *i != 4).map(|(_, x)| x).sum();
+    let busy: u64 = v
+        .iter()
+        .take(8)
+        .enumerate()
+        .filter(|(i, _)| *i != 3 && *i != 4)
+        .map(|(_, x)| x)
+        .sum();
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     busy as f64 / hz

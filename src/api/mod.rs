@@ -60,12 +60,10 @@ pub fn router(bakery: Bakery) -> Router {
 
 /// Counts requests by matched route (never the raw path, which would be unbounded).
 async fn count_requests(State(bakery): State<Bakery>, req: Request, next: Next) -> Response {
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_string())
-        .unwrap_or_else(|| "unmatched".into());
+    // A clone of the matched path is a reference count, not a copy of the string.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let response = next.run(req).await;
-    bakery.metrics().http(&route, response.status().as_u16());
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    bakery.metrics().http(route, response.status().as_u16());
     response
 }

@@ -29,6 +29,8 @@ pub(super) struct LogSink {
     failing: bool,
     /// What `consumed` holds now, when this sink wrote it.
     recorded: Option<(u64, u64, u64)>,
+    /// `consumed`, open once and rewritten in place (see [`LogSink::record_consumed`]).
+    consumed: Option<std::fs::File>,
     pub outcome: Outcome,
     pub last_text: Option<String>,
 }
@@ -49,6 +51,7 @@ impl LogSink {
             last_flush: Instant::now(),
             failing: false,
             recorded: None,
+            consumed: None,
             outcome: Outcome::default(),
             last_text: None,
         }
@@ -152,18 +155,32 @@ impl LogSink {
         Ok(())
     }
 
+    /// Writes the record in place: one write of a fixed-width record at offset 0, so every
+    /// record covers the one before it, and a crash of kiln cannot leave half of one (a single
+    /// small write happens whole or not at all). Unlike a temporary file renamed over
+    /// `consumed`, it allocates no inode: at 64 running bakes, creating and renaming
+    /// `consumed.tmp` some 1,300 times a second was most of kiln's CPU. The flusher ticks every
+    /// 100 ms for every bake, mostly with nothing new, so an unchanged record is not rewritten.
     fn record_consumed(&mut self, committed: u64, stored: u64, pending: u64) {
-        // The flusher ticks every 100 ms for every running bake, mostly with nothing new: only
-        // a changed record is written (two file operations on a runtime thread per tick add up
-        // at 64 bakes).
+        use std::os::unix::fs::FileExt;
         let record = (committed, stored, pending);
         if self.recorded == Some(record) {
             return;
         }
-        let tmp = self.consumed_file.with_extension("tmp");
-        if std::fs::write(&tmp, format!("{committed} {stored} {pending}")).is_ok()
-            && std::fs::rename(&tmp, &self.consumed_file).is_ok()
-        {
+        if self.consumed.is_none() {
+            self.consumed = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&self.consumed_file)
+                .ok();
+        }
+        let Some(file) = &self.consumed else {
+            return;
+        };
+        // u64::MAX has 20 digits: every record is 63 bytes long.
+        let text = format!("{committed:020} {stored:020} {pending:020}\n");
+        if file.write_all_at(text.as_bytes(), 0).is_ok() {
             self.recorded = Some(record);
         }
     }
@@ -193,5 +210,22 @@ mod tests {
             "the append landed, its record did not"
         );
         assert_eq!(at("55", 10), 55, "a bare offset");
+    }
+
+    #[test]
+    fn records_are_rewritten_in_place_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let mut sink = LogSink::new(store, "b", dir.path().to_path_buf(), 1 << 20);
+        // A shorter record of another format is covered whole by the first fixed-width one.
+        std::fs::write(dir.path().join("consumed"), "7").unwrap();
+        sink.record_consumed(100, 40, 180);
+        assert_eq!(LogSink::consumed_offset(dir.path(), 40), 100);
+        assert_eq!(LogSink::consumed_offset(dir.path(), 75), 180);
+        sink.record_consumed(u64::MAX, 3, 4);
+        sink.record_consumed(180, 75, 180);
+        let text = std::fs::read_to_string(dir.path().join("consumed")).unwrap();
+        assert_eq!(text.len(), 63, "{text:?}");
+        assert_eq!(LogSink::consumed_offset(dir.path(), 75), 180);
     }
 }

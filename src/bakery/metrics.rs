@@ -24,7 +24,8 @@ struct State {
     requested: BTreeMap<&'static str, u64>,
     /// (success, cause, region) → (bucket counts, count, sum seconds)
     completed: BTreeMap<(bool, &'static str, String), Histogram>,
-    http: BTreeMap<(String, u16), u64>,
+    /// route → status → count; looked up by `&str`, so only a route's first request allocates.
+    http: BTreeMap<String, BTreeMap<u16, u64>>,
 }
 
 impl Metrics {
@@ -55,10 +56,14 @@ impl Metrics {
 
     /// `route` is the matched route template, never the raw path.
     pub fn http(&self, route: &str, status: u16) {
-        *super::lock(&self.inner)
-            .http
-            .entry((route.to_string(), status))
-            .or_default() += 1;
+        let mut s = super::lock(&self.inner);
+        match s.http.get_mut(route) {
+            Some(by_status) => *by_status.entry(status).or_default() += 1,
+            None => {
+                s.http
+                    .insert(route.to_string(), BTreeMap::from([(status, 1)]));
+            }
+        }
     }
 
     /// The text exposition; `active` and `queued` are read at scrape time.
@@ -104,11 +109,13 @@ impl Metrics {
             out,
             "# HELP kiln_http_requests_total HTTP requests, by matched route and status.\n# TYPE kiln_http_requests_total counter"
         );
-        for ((route, status), n) in &s.http {
-            let _ = writeln!(
-                out,
-                "kiln_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-            );
+        for (route, by_status) in &s.http {
+            for (status, n) in by_status {
+                let _ = writeln!(
+                    out,
+                    "kiln_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
+            }
         }
         out
     }

@@ -1,6 +1,4 @@
-//! The embedded engine: every bake in one SQLite file (WAL mode). Changes go through one
-//! connection; plain lookups through a few read connections beside it (WAL lets them read while
-//! the writer writes), so API reads on all of the runtime's threads do not queue for one lock.
+//! The embedded engine: every bake in one SQLite file (WAL mode), behind one connection.
 //!
 //! Invariants:
 //! - Every change that reads before it writes runs in one `BEGIN IMMEDIATE` transaction. The
@@ -20,8 +18,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, TryLockError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// The schema this build writes. Bump it with a migration when the tables change.
@@ -122,16 +119,11 @@ const DELETE_EXECUTION_DEPENDENTS: [&str; 3] = [
 // After the dependents, so their statements can still find the execution's bakes.
 const DELETE_EXECUTION_BAKES: &str = "DELETE FROM bakes WHERE execution_id = ?1";
 
-/// The SQLite engine. Cheap to share behind an `Arc`.
+/// The SQLite engine. Cheap to share behind an `Arc`; all access goes through one connection.
 pub struct SqliteStore {
     // A std mutex, not an async one: every method is synchronous and nothing awaits while the
     // guard is held, so the lock is only ever held for the duration of a few statements.
     conn: Mutex<Connection>,
-    /// Connections for lookups outside a transaction, one per CPU (at most 4); none for an
-    /// in-memory store, whose data only `conn` sees. A lookup that starts after a commit sees
-    /// it (each statement reads the latest committed state), so they read what `conn` wrote.
-    readers: Vec<Mutex<Connection>>,
-    next_reader: AtomicUsize,
 }
 
 impl SqliteStore {
@@ -156,18 +148,7 @@ impl SqliteStore {
         // Safe with WAL: a crash can lose the last commits but never corrupts the file.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .or_unavailable(&what)?;
-        let mut store = Self::init(conn)?;
-        let readers = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4));
-        for _ in 0..readers {
-            let reader = Connection::open(path).or_unavailable(&what)?;
-            reader.busy_timeout(BUSY_TIMEOUT).or_unavailable(&what)?;
-            reader
-                .pragma_update(None, "query_only", true)
-                .or_unavailable(&what)?;
-            reader.set_prepared_statement_cache_capacity(32);
-            store.readers.push(Mutex::new(reader));
-        }
-        Ok(store)
+        Self::init(conn)
     }
 
     /// A private, empty in-memory store, for tests.
@@ -199,8 +180,6 @@ impl SqliteStore {
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteStore {
             conn: Mutex::new(conn),
-            readers: Vec::new(),
-            next_reader: AtomicUsize::new(0),
         })
     }
 
@@ -208,26 +187,6 @@ impl SqliteStore {
         // A panic under the lock cannot leave half a change behind: an open transaction rolls
         // back when it is dropped during unwinding. So a poisoned connection is still good.
         self.conn.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// A connection for a lookup: a free reader if there is one, else the next one in turn
-    /// (or the writer, for an in-memory store). Poisoning is harmless as for [`Self::conn`].
-    fn reader(&self) -> MutexGuard<'_, Connection> {
-        let n = self.readers.len();
-        if n == 0 {
-            return self.conn();
-        }
-        let first = self.next_reader.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            match self.readers[(first + i) % n].try_lock() {
-                Ok(guard) => return guard,
-                Err(TryLockError::Poisoned(p)) => return p.into_inner(),
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        self.readers[first % n]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -277,12 +236,12 @@ impl BakeStore for SqliteStore {
     }
 
     fn get(&self, id: &str) -> StoreResult<Option<BakeRecord>> {
-        select_one(&self.reader(), BY_ID, id)
+        select_one(&self.conn(), BY_ID, id)
     }
 
     fn phase(&self, id: &str) -> StoreResult<Option<Phase>> {
         const WHAT: &str = "failed to read bake";
-        let conn = self.reader();
+        let conn = self.conn();
         let phase: Option<String> = conn
             .prepare_cached(PHASE_BY_ID)
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -294,7 +253,7 @@ impl BakeStore for SqliteStore {
 
     fn details(&self, id: &str) -> StoreResult<Option<BakeDetails>> {
         const WHAT: &str = "failed to read bake";
-        let conn = self.reader();
+        let conn = self.conn();
         let details: Option<Option<String>> = conn
             .prepare_cached(DETAILS_BY_ID)
             .and_then(|mut s| s.query_row([id], |r| r.get(0)).optional())
@@ -306,7 +265,7 @@ impl BakeStore for SqliteStore {
     }
 
     fn get_by_identity(&self, identity: &str) -> StoreResult<Option<BakeRecord>> {
-        select_one(&self.reader(), BY_IDENTITY, identity)
+        select_one(&self.conn(), BY_IDENTITY, identity)
     }
 
     fn transition(
@@ -375,7 +334,7 @@ impl BakeStore for SqliteStore {
 
     fn read_log_from(&self, id: &str, offset: usize) -> StoreResult<String> {
         const WHAT: &str = "failed to read log";
-        let conn = self.reader();
+        let conn = self.conn();
         let mut stmt = conn.prepare_cached(READ_LOG_FROM).or_unavailable(WHAT)?;
         let seek = i64::try_from(offset).unwrap_or(i64::MAX);
         let mut rows = stmt.query(params![id, seek]).or_unavailable(WHAT)?;
@@ -404,7 +363,7 @@ impl BakeStore for SqliteStore {
     }
 
     fn bake_for_image(&self, region: &str, image: &str) -> StoreResult<Option<String>> {
-        let conn = self.reader();
+        let conn = self.conn();
         conn.prepare_cached(IMAGE_BAKE)
             .and_then(|mut s| s.query_row([region, image], |r| r.get(0)).optional())
             .or_unavailable("failed to look up image")
@@ -660,15 +619,13 @@ mod tests {
     }
 
     #[test]
-    fn phase_and_details_read_what_get_reads_through_readers_and_writer_alike() {
+    fn phase_and_details_read_what_get_reads() {
         let (on_disk, _dir) = temp_store();
         let in_memory = Arc::new(SqliteStore::open_in_memory().unwrap());
-        assert!(!on_disk.readers.is_empty() && in_memory.readers.is_empty());
         for store in [on_disk, in_memory] {
             assert_eq!(store.phase("nope").unwrap(), None);
             assert_eq!(store.details("nope").unwrap(), None);
             store.create(&sample_record("b", "ident"), true).unwrap();
-            // Written by the writer, read at once by a reader.
             assert_eq!(store.phase("b").unwrap(), Some(Phase::Queued));
             assert_eq!(store.details("b").unwrap(), None);
             store
