@@ -37,7 +37,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// The longest pause between looks at the log of a run whose supervisor is ours. Its exit wakes
 /// the follower at once, so for such a run polling only paces the live log: after each look
 /// that finds nothing new the pause doubles, from [`POLL`] up to this; new output brings it
-/// back to [`POLL`]. (At 64 concurrent bakes, looking every 20 ms was most of kiln's CPU.)
+/// back to [`POLL`]. (64 bakes looked at every 20 ms are 3,200 wake-ups a second.)
 const QUIET_POLL: Duration = Duration::from_millis(320);
 
 /// The limits of one run.

@@ -5,7 +5,7 @@
 //! The file is read with plain blocking reads on the runtime's thread, not `tokio::fs` (which
 //! hands every read to a blocking-pool thread and back): the supervisor has just written these
 //! bytes, so a read is a copy out of the page cache, microseconds. With 64 bakes followed, the
-//! hand-offs were most of what kiln spent on them.
+//! hand-offs were over half of what kiln spent on them.
 
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::path::PathBuf;
