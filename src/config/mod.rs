@@ -7,5 +7,5 @@ mod load;
 mod model;
 
 pub use duration::{DurationText, parse_duration};
-pub use load::{relaxed_key, Loaded, load, load_str};
+pub use load::{Loaded, load, load_str, relaxed_key};
 pub use model::*;

@@ -332,7 +332,12 @@ fn extra_bakes_wait_in_a_fifo_queue_that_survives_a_restart() {
     wait_for_log(&kiln, &a, "Waiting for instance");
     kiln.kill();
     let kiln = start(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
-    assert_eq!(view(&kiln, &a)["phase"], "running", "re-attached: {}", kiln.log(&a));
+    assert_eq!(
+        view(&kiln, &a)["phase"],
+        "running",
+        "re-attached: {}",
+        kiln.log(&a)
+    );
     assert_eq!(
         view(&kiln, &c)["phase"],
         "queued",
