@@ -864,22 +864,18 @@ files: {files}
     /// POSTs one bake and polls its status every millisecond until it reads COMPLETED.
     fn bake_one(&mut self, conn: &mut Conn) -> Result<Baked> {
         let pkg = self.package();
+        let watch = procs::FileWatch::new(&self.exits)?;
         let t0 = Instant::now();
         let t0_s = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs_f64();
         let id = post_bake(conn, &pkg)?;
         let ami = target_ami(&conn.get_json(&format!("/api/kiln/v1/bakes/{id}"))?)?;
-        // Quiet until the wrapper has recorded Packer's exit (a status poll every millisecond
-        // while Packer runs would take CPU from it that the bare run does not lose), then a
-        // status poll every millisecond. kiln cannot complete a bake before Packer exits.
-        let mut seen_len = 0;
+        // Quiet until the wrapper has recorded Packer's exit (polling while Packer runs would
+        // take CPU from it that the bare run does not lose), then a status poll every
+        // millisecond. kiln cannot complete a bake before Packer exits.
         let mut last_check = Instant::now();
         loop {
-            let len = std::fs::metadata(&self.exits).map_or(0, |m| m.len());
-            if len != seen_len {
-                seen_len = len;
-                if self.exit_times()?.contains_key(&ami) {
-                    break;
-                }
+            if self.exit_times()?.contains_key(&ami) {
+                break;
             }
             if last_check.elapsed() > Duration::from_millis(250) {
                 last_check = Instant::now();
@@ -891,7 +887,7 @@ files: {files}
             if t0.elapsed() > Duration::from_secs(120) {
                 bail!("bake {id}: Packer still running after 120 s");
             }
-            std::thread::sleep(Duration::from_millis(1));
+            watch.wait(Duration::from_millis(250));
         }
         let (seen, seen_wall) = loop {
             let s = conn.get_json(&format!("/api/v1/{REGION}/status/{id}"))?;
@@ -1063,6 +1059,8 @@ exit $rc
     );
     std::fs::write(path, script)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))?;
+    // It exists from the start, so the bench can watch it (procs::FileWatch).
+    std::fs::write(exits, "")?;
     Ok(())
 }
 

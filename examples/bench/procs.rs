@@ -328,6 +328,58 @@ fn rusage_seconds(who: libc::c_int) -> f64 {
     tv(u.ru_utime) + tv(u.ru_stime)
 }
 
+/// Wakes when a file is written (inotify), so the bench can wait for the packer wrapper's
+/// record without polling (a poll every millisecond takes CPU from the Packer it waits for).
+pub struct FileWatch {
+    fd: i32,
+}
+
+impl FileWatch {
+    pub fn new(path: &Path) -> io::Result<FileWatch> {
+        use std::os::unix::ffi::OsStrExt;
+        let name = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(io::Error::other)?;
+        // SAFETY: plain syscalls on a descriptor this struct owns.
+        unsafe {
+            let fd = libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK);
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::inotify_add_watch(fd, name.as_ptr(), libc::IN_MODIFY) < 0 {
+                let e = io::Error::last_os_error();
+                libc::close(fd);
+                return Err(e);
+            }
+            Ok(FileWatch { fd })
+        }
+    }
+
+    /// Returns once the file was written since the last call, or after `timeout`.
+    pub fn wait(&self, timeout: Duration) {
+        let mut pfd = libc::pollfd {
+            fd: self.fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut buf = [0u8; 4096];
+        // SAFETY: poll and read on our own descriptor, into a buffer we own.
+        unsafe {
+            libc::poll(
+                &mut pfd,
+                1,
+                timeout.as_millis().min(i32::MAX as u128) as i32,
+            );
+            while libc::read(self.fd, buf.as_mut_ptr().cast(), buf.len()) > 0 {}
+        }
+    }
+}
+
+impl Drop for FileWatch {
+    fn drop(&mut self) {
+        // SAFETY: closes the descriptor this struct owns.
+        unsafe { libc::close(self.fd) };
+    }
+}
+
 /// Finds `kiln __supervise` children of kiln (supervisors detach with `setsid` but stay kiln's
 /// children until they exit). Remembers what it has classified, so a scan reads only new pids.
 #[derive(Default)]
