@@ -70,10 +70,7 @@ fn deploy_apply(kiln: &Kiln) -> (bool, String, String) {
 
 fn bake(kiln: &Kiln, package: &str) -> String {
     let body = json!({"package": package, "base_os": "ubuntu", "cloud_provider_type": "aws"});
-    kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string()
+    kiln.bake_id("us-east-1", &body)
 }
 
 /// The builder instance of a bake, found by the Name tag Packer gives it.

@@ -127,10 +127,7 @@ fn extended_attributes_override_the_default_subnet_and_vpc() {
     let mut body = request("nginx");
     body["extended_attributes"] =
         json!({"aws_subnet_id": other["subnet_id"], "aws_vpc_id": other["vpc_id"]});
-    let id = kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("us-east-1", &body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     let instances = moto.inspect("instances", &["us-east-1"]);
@@ -154,10 +151,7 @@ fn share_with_and_copy_to_give_launch_permissions_and_a_copy_per_region() {
     body["template_file_name"] = json!("aws-multi-ebs-nossh.json");
     body["extended_attributes"] =
         json!({"share_with": "111122223333, 444455556666", "copy_to": "us-west-2"});
-    let id = kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("us-east-1", &body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     let east = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json();
@@ -188,10 +182,7 @@ fn identical_requests_share_a_bake_and_rebake_starts_a_new_one() {
     let data = tempfile::tempdir().unwrap();
     let kiln = Kiln::start(data.path(), &moto_config(&moto, &seed, SECRET, ""));
     let body = request("redis-server");
-    let first = kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = kiln.bake_id("us-east-1", &body);
     let again = kiln.post("/api/v1/us-east-1/bake", &body);
     assert_eq!(
         again.json()["id"],
@@ -215,10 +206,7 @@ fn identical_requests_share_a_bake_and_rebake_starts_a_new_one() {
 
     let mut changed = body.clone();
     changed["extended_attributes"] = json!({"aws_associate_public_ip_address": "false"});
-    let other = kiln.bake("us-east-1", &changed)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let other = kiln.bake_id("us-east-1", &changed);
     assert_ne!(other, first, "an extended attribute changes the image");
 
     let r = kiln.post("/api/v1/us-east-1/bake?rebake=1", &body);
@@ -245,10 +233,7 @@ fn an_unknown_source_ami_ends_canceled_failure_with_packers_error_in_the_log() {
     let kiln = Kiln::start(data.path(), &moto_config(&moto, &seed, SECRET, ""));
     let mut body = request("nginx");
     body["base_ami"] = json!("ami-deadbeef");
-    let id = kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("us-east-1", &body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "CANCELED");
     assert_eq!(s["result"], "FAILURE");
@@ -269,10 +254,7 @@ fn a_source_image_given_by_name_is_found_by_packer_without_clouddriver() {
     let kiln = Kiln::start(data.path(), &moto_config(&moto, &seed, SECRET, ""));
     let mut body = request("nginx");
     body["base_ami"] = json!("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721");
-    let id = kiln.bake("us-east-1", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("us-east-1", &body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     assert!(

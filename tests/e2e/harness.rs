@@ -292,6 +292,14 @@ impl Kiln {
         r.json()
     }
 
+    /// Requests a bake and returns its id.
+    pub fn bake_id(&self, region: &str, body: &Value) -> String {
+        self.bake(region, body)["id"]
+            .as_str()
+            .expect("bake id")
+            .to_string()
+    }
+
     /// Waits until a bake is no longer RUNNING and returns its status.
     pub fn wait(&self, id: &str, limit: Duration) -> Value {
         let deadline = Instant::now() + limit;

@@ -223,10 +223,7 @@ fn a_local_deb_is_baked_into_a_qcow2_that_boots() {
         "package_artifacts": [{"type": "deb", "reference": format!("file://{deb}")}],
         "extended_attributes": {"boot_test": true},
     });
-    let id = kiln.bake("local", &body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("local", &body);
     let status = kiln.wait(&id, Duration::from_secs(900));
     let log = kiln.log(&id);
     eprintln!("qemu: bake + boot check took {:.1?}", started.elapsed());

@@ -49,10 +49,7 @@ fn start() -> (Moto, tempfile::TempDir, Kiln) {
 
 /// Bakes with real Packer; returns the bake id and the command line kiln ran, as `[arg] [arg]`.
 fn bake(kiln: &Kiln, body: &Value) -> (String, String) {
-    let id = kiln.bake("us-east-1", body)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = kiln.bake_id("us-east-1", body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
@@ -223,10 +220,7 @@ fn changed_scripts_or_attributes_make_a_new_bake_and_the_reason_for_reuse_is_vis
     );
     let mut attribute = body.clone();
     attribute["extended_attributes"] = json!({"aws_ena_support": "true"});
-    let third = kiln.bake("us-east-1", &attribute)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let third = kiln.bake_id("us-east-1", &attribute);
     assert_ne!(third, second, "an extended attribute changes the image");
     kiln.wait(&third, Duration::from_secs(120));
 }
