@@ -454,3 +454,83 @@ fn a_read_only_data_dir_reads_down_refuses_new_bakes_and_recovers_when_writable(
     fs.writable();
     assert_eq!(health_until(&kiln.addr, 200)["status"], "UP");
 }
+
+/// Ignored on this branch alone: the supervisor's side (retrying its `exit` file until space
+/// returns, issue 11 item 20) is the runner part's. Without it the bake ends "result unknown"
+/// although Packer made the AMI. Un-ignore once that lands.
+#[test]
+#[ignore = "needs the supervisor's exit-file retry (issue 11 item 20, runner part)"]
+fn a_bake_whose_packer_finishes_while_the_data_dir_is_full_settles_with_its_ami_when_space_returns()
+{
+    if !is_root() {
+        eprintln!("SKIPPED: mounting a small tmpfs as the full data dir needs root");
+        return;
+    }
+    let moto = Moto::start();
+    let seed = moto.seed();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let fs = Tmpfs::mount(&data, "48m");
+    // The test template waits for a go-file (outside the data dir) in its provisioner, so the
+    // disk fills while Packer runs, and Packer ends while it is full.
+    let go = tmp.path().join("go");
+    let nossh = std::fs::read_to_string(format!("{REPO}/tests/fixtures/packer/aws-ebs-nossh.json"))
+        .unwrap();
+    let started = tmp.path().join("started");
+    let wait = format!(
+        "touch {}; i=0; while [ ! -e {} ] && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done",
+        started.display(),
+        go.display()
+    );
+    let mut template: Value = serde_json::from_str(&nossh).unwrap();
+    template["provisioners"][0]["inline"] = json!([wait]);
+    std::fs::create_dir_all(data.join("packer")).unwrap();
+    std::fs::write(
+        data.join("packer/aws-ebs-wait.json"),
+        serde_json::to_string_pretty(&template).unwrap(),
+    )
+    .unwrap();
+    let config = tmp.path().join("kiln.yml");
+    std::fs::write(&config, moto_config(&moto, &seed, SECRET, "")).unwrap();
+    let stderr = tmp.path().join("kiln.stderr.log");
+    let kiln = Served::start(&data, &config, &stderr);
+    let body = json!({"package": "full_1.0_all", "base_os": "ubuntu",
+        "cloud_provider_type": "aws", "template_file_name": "aws-ebs-wait.json"});
+    let r = http(
+        &kiln.addr,
+        "POST",
+        "/api/v1/us-east-1/bake",
+        &[],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let id = r.json()["id"].as_str().unwrap().to_string();
+    // Packer is in its provisioner: fill the disk, let Packer finish, wait until it is gone.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !started.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "Packer never reached its provisioner"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let filler = fs.fill();
+    std::fs::write(&go, "").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let ours = data.join("packer/aws-ebs-wait.json").display().to_string();
+    while processes_mentioning(&ours)
+        .iter()
+        .any(|p| p.contains("packer build"))
+    {
+        assert!(Instant::now() < deadline, "Packer did not finish");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::remove_file(&filler).unwrap();
+    let s = kiln.wait(&id);
+    let log = kiln.get(&format!("/api/v1/us-east-1/logs/{id}")).body;
+    assert_eq!(s["result"], "SUCCESS", "{s}; log: {log}");
+    let bake = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json();
+    let ami = bake["ami"].as_str().expect("ami").to_string();
+    assert_eq!(moto.inspect("image", &["us-east-1", &ami])["exists"], true);
+}
