@@ -6,10 +6,17 @@
 //! - each engine's own round trip (SQLite: a fresh connection, so the file is read from disk and
 //!   not from this process's page cache, writes a row, reads it back and touches every table).
 //!
+//! A full data dir must not stop kiln from starting (to serve reads and say what is wrong), yet
+//! opening SQLite in WAL mode needs a little room (its `-shm` file). So, as CockroachDB does with
+//! its ballast, kiln keeps a **reserve** in the data dir ([`RESERVE`], [`RESERVE_BYTES`]
+//! allocated): a store that cannot open releases it and tries again, and the probe re-creates it
+//! and reads DOWN ("full") until there is room for it again.
+//!
 //! [`Probed`] caches the answer for [`PROBE_TTL`], so `/health` stays cheap however often it is
 //! polled, and a recovered disk reads UP again within that time.
 
 use std::io::{ErrorKind, Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -20,7 +27,54 @@ pub const PROBE_TTL: Duration = Duration::from_secs(1);
 /// What the data-dir probe writes: one page, enough that a full filesystem refuses it.
 const PROBE_BYTES: usize = 4096;
 
-/// Why the data dir cannot be written, said for an operator (`None`: it can).
+/// The reserve's file in the data dir.
+pub const RESERVE: &str = ".kiln-reserve";
+
+/// The room the reserve keeps: enough to open the store and settle a few bakes.
+pub const RESERVE_BYTES: u64 = 4 << 20;
+
+/// Makes sure the reserve is there at full size, allocated (not sparse). Fails when the data
+/// dir has no room for it, leaving no partial allocation behind.
+pub fn keep_reserve(dir: &Path) -> std::io::Result<()> {
+    let path = dir.join(RESERVE);
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.is_file() && m.len() == RESERVE_BYTES) {
+        return Ok(());
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)?;
+    let allocated =
+        match rustix::fs::fallocate(&file, rustix::fs::FallocateFlags::empty(), 0, RESERVE_BYTES) {
+            Ok(()) => Ok(()),
+            // A filesystem without fallocate: zeros written out allocate as well.
+            Err(rustix::io::Errno::OPNOTSUPP) => {
+                let zeros = vec![0u8; 64 << 10];
+                let mut f = &file;
+                f.rewind().and_then(|_| {
+                    (0..RESERVE_BYTES / zeros.len() as u64).try_for_each(|_| f.write_all(&zeros))
+                })
+            }
+            Err(e) => Err(e.into()),
+        };
+    match allocated.and_then(|()| file.sync_all()) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = file.set_len(0);
+            Err(e)
+        }
+    }
+}
+
+/// Frees the reserve so a full data dir has room to open the store; `true` when there was one.
+pub fn release_reserve(dir: &Path) -> bool {
+    std::fs::remove_file(dir.join(RESERVE)).is_ok()
+}
+
+/// Writes a page to the data dir and reads it back; `Err` says why not, for an operator.
 pub fn probe_dir(dir: &Path) -> Result<(), String> {
     let page = [0x6b_u8; PROBE_BYTES];
     let round_trip = (|| -> std::io::Result<bool> {
@@ -94,6 +148,19 @@ mod tests {
         let gone = dir.path().join("gone");
         let e = probe_dir(&gone).unwrap_err();
         assert!(e.contains("gone") && e.contains("cannot be written"), "{e}");
+    }
+
+    #[test]
+    fn the_reserve_is_kept_at_full_size_and_released() {
+        let dir = tempfile::tempdir().unwrap();
+        keep_reserve(dir.path()).unwrap();
+        let reserve = dir.path().join(RESERVE);
+        assert_eq!(std::fs::metadata(&reserve).unwrap().len(), RESERVE_BYTES);
+        std::fs::write(&reserve, "short").unwrap();
+        keep_reserve(dir.path()).unwrap();
+        assert_eq!(std::fs::metadata(&reserve).unwrap().len(), RESERVE_BYTES);
+        assert!(release_reserve(dir.path()));
+        assert!(!reserve.exists() && !release_reserve(dir.path()));
     }
 
     #[test]

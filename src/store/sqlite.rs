@@ -132,7 +132,29 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, creating its directory and schema as needed.
+    /// Keeps the data dir's reserve ([`health::keep_reserve`]); when the file cannot be opened
+    /// (a full data dir has no room for SQLite's `-shm`), releases the reserve and tries once
+    /// more, so kiln starts, serves reads and reads DOWN until there is room again.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let store = match Self::open_file(path) {
+            Err(e) if health::release_reserve(dir) => {
+                tracing::warn!(error = %e, dir = %dir.display(),
+                    "cannot open the bake store; released the data dir's reserve and trying again (is the data dir full? /health says)");
+                Self::open_file(path)?
+            }
+            opened => opened?,
+        };
+        if let Err(e) = health::keep_reserve(dir) {
+            tracing::warn!(error = %health::describe_io(dir, &e), "no room for the data dir's reserve");
+        }
+        Ok(store)
+    }
+
+    fn open_file(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!("failed to create {}: {e}", dir.display()))
@@ -436,7 +458,11 @@ impl BakeStore for SqliteStore {
             _ => Path::new("."),
         };
         self.probed
-            .get(|| health::probe_dir(dir).and_then(|()| probe_file(path)))
+            .get(|| {
+                health::keep_reserve(dir).map_err(|e| health::describe_io(dir, &e))?;
+                health::probe_dir(dir)?;
+                probe_file(path)
+            })
             .map_err(StoreError::Unwritable)
     }
 }

@@ -376,7 +376,7 @@ impl Drop for Served {
 }
 
 #[test]
-fn a_full_data_dir_reads_down_refuses_new_bakes_with_503_survives_a_restart_and_recovers() {
+fn a_full_data_dir_reads_down_refuses_new_bakes_with_503_survives_a_start_and_recovers() {
     if !is_root() {
         eprintln!("SKIPPED: mounting a small tmpfs as the full data dir needs root");
         return;
@@ -408,8 +408,14 @@ fn a_full_data_dir_reads_down_refuses_new_bakes_with_503_survives_a_restart_and_
         "{message}"
     );
 
-    // A restart on the full disk: kiln starts, serves reads, reads DOWN, refuses new bakes.
+    // Space returns while kiln runs: UP again.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(health_until(&kiln.addr, 200)["status"], "UP");
+
+    // A clean stop (SQLite removes its -wal and -shm), the disk fills, kiln starts again: it
+    // serves reads, reads DOWN and refuses new bakes (the reserve gave SQLite its room).
     kiln.stop();
+    let filler = fs.fill();
     let kiln = Served::start(&data, &config, &stderr);
     assert_eq!(health_until(&kiln.addr, 503)["status"], "DOWN");
     let status = kiln.get(&format!("/api/v1/us-east-1/status/{before}"));
