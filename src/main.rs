@@ -1,6 +1,6 @@
 //! The `kiln` binary: parses the command line and hands off to the library.
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,7 +44,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Before clap, whose error for `--aws-secret-key VALUE` would print the value.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Err(e) = kiln::admin::refuse_secret_on_command_line(&args, &Cli::command()) {
+        eprintln!("kiln: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = Cli::parse_from(args);
     match cli.command {
         Command::Supervise { run_dir } => kiln::packer::run::supervise(&run_dir),
         Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),

@@ -61,11 +61,16 @@ pub fn serve(
         // Where a client (or a test that asked for port 0) finds this server.
         let bound = app.listener.local_addr()?;
         // Written whole or not at all (temp file + rename): a reader never sees half an address.
+        // Not fatal: on a full data dir kiln still serves reads, and /health says why.
         let addr_file = data_dir.join("kiln.addr");
         let tmp = data_dir.join(".kiln.addr.tmp");
-        std::fs::write(&tmp, bound.to_string())
+        if let Err(e) = std::fs::write(&tmp, bound.to_string())
             .and_then(|()| std::fs::rename(&tmp, &addr_file))
-            .with_context(|| format!("cannot write {}", addr_file.display()))?;
+        {
+            let _ = std::fs::remove_file(&tmp);
+            tracing::warn!(path = %addr_file.display(), error = %e,
+                "cannot write kiln.addr; `kiln deploy apply` then finds kiln by server.address and --port");
+        }
         app.run_until_stopped(shutdown_signal()).await
     })
 }

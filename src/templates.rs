@@ -2,9 +2,15 @@
 //! operator's own files delivered through the config's `files:` map the Spinnaker Operator way
 //! (`profiles__rosco__packer__<name>`, `__` being a path separator).
 //!
+//! Every write stays inside configDir: no folder on the way may be a symlink, and no temp file
+//! has a predictable name (see [`confined`]). A file that already holds its contents is not
+//! rewritten, so a start on a full or read-only disk does not fail for nothing.
+//!
 //! A custom file of the same name as a shipped one wins. kiln records the digest of each file it
 //! writes (`.kiln-shipped.json`), so it can tell its own earlier copy (updated on upgrade) from a
 //! file the operator put there (left alone).
+
+mod confined;
 
 use crate::config::Settings;
 use crate::providers::identity_digest as sha256_hex;
@@ -69,10 +75,13 @@ fn install_shipped(dir: &Path) -> anyhow::Result<()> {
             );
             continue;
         }
-        write_file(&target, content.as_bytes())?;
+        write_file(dir, Path::new(name), content.as_bytes())?;
         manifest.insert(name.to_string(), sha256_hex(content.as_bytes()));
     }
-    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest)?)?;
+    let manifest = serde_json::to_vec_pretty(&manifest)?;
+    if std::fs::read(&manifest_path).ok().as_deref() != Some(manifest.as_slice()) {
+        confined::write(dir, Path::new(MANIFEST), &manifest, 0o644)?;
+    }
     Ok(())
 }
 
@@ -86,11 +95,8 @@ fn install_files(dir: &Path, files: &BTreeMap<String, String>) -> anyhow::Result
             );
             continue;
         };
-        let target = dir.join(&rel);
-        if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent)?;
-        }
-        write_file(&target, content.as_bytes()).with_context(|| format!("files: entry '{key}'"))?;
+        write_file(dir, &rel, content.as_bytes())
+            .with_context(|| format!("files: entry '{key}'"))?;
     }
     Ok(())
 }
@@ -112,15 +118,21 @@ pub fn operator_path(key: &str) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(rel))
 }
 
-/// Writes atomically; scripts (`.sh`, or text starting with `#!`) are made executable.
-fn write_file(target: &Path, content: &[u8]) -> anyhow::Result<()> {
-    let tmp = target.with_extension("kiln-tmp");
-    std::fs::write(&tmp, content)?;
-    let script = target.extension().is_some_and(|e| e == "sh") || content.starts_with(b"#!");
+/// Writes `dir/rel` atomically and confined to `dir`, unless it already is a plain file with
+/// these contents and mode; scripts (`.sh`, or text starting with `#!`) are made executable.
+fn write_file(dir: &Path, rel: &Path, content: &[u8]) -> anyhow::Result<()> {
+    let script = rel.extension().is_some_and(|e| e == "sh") || content.starts_with(b"#!");
     let mode = if script { 0o755 } else { 0o644 };
-    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
-    std::fs::rename(&tmp, target)?;
-    Ok(())
+    let target = dir.join(rel);
+    let unchanged = std::fs::symlink_metadata(&target).is_ok_and(|m| {
+        m.is_file()
+            && m.permissions().mode() & 0o7777 == mode
+            && std::fs::read(&target).is_ok_and(|b| b == content)
+    });
+    if unchanged {
+        return Ok(());
+    }
+    confined::write(dir, rel, content, mode)
 }
 
 #[cfg(test)]
@@ -159,6 +171,44 @@ mod tests {
         let script = dir.path().join("scripts/hello.sh");
         assert!(std::fs::metadata(&script).unwrap().permissions().mode() & 0o111 != 0);
         assert!(!dir.path().join("clouddriver.yml").exists());
+    }
+
+    #[test]
+    fn an_operator_file_never_lands_outside_through_a_symlinked_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("scripts")).unwrap();
+        let mut s = settings(dir.path());
+        s.files.insert(
+            "profiles__rosco__packer__scripts__evil.sh".into(),
+            "#!/bin/sh\n".into(),
+        );
+        let e = install(&s).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("scripts__evil.sh") && e.contains("symlink"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn planted_symlinks_at_temp_and_target_paths_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "theirs").unwrap();
+        // The old predictable temp names, the manifest and a shipped file's own name.
+        for name in [
+            "aws-ebs.kiln-tmp",
+            "install_packages.kiln-tmp",
+            ".kiln-shipped.json",
+            "qemu.json",
+        ] {
+            std::os::unix::fs::symlink(&victim, dir.path().join(name)).unwrap();
+        }
+        install(&settings(dir.path())).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "theirs");
     }
 
     #[test]

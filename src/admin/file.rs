@@ -7,7 +7,7 @@ use super::yaml;
 use anyhow::{Context, bail};
 use serde_yaml::{Mapping, Value};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// A config file being edited.
@@ -91,35 +91,30 @@ pub(crate) fn holds_secret(root: &Mapping) -> bool {
     secret.is_some_and(|s| !yaml::text(Some(s)).trim().is_empty())
 }
 
-/// Temp file (created 0600, so a secret is never readable by others even for a moment), flush,
-/// final mode, rename, then flush the folder so the rename survives a crash.
+/// A temp file of a random name in the same folder, created new with mode 0600 before a byte is
+/// written (tempfile's `O_CREAT|O_EXCL`: a symlink planted at any path is never followed, and
+/// the secret is never readable by others even for a moment); write, flush, final mode, rename,
+/// then flush the folder so the rename survives a crash.
 fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or("config");
-    let tmp = dir.join(format!(".{name}.kiln-tmp-{}", std::process::id()));
     let written = (|| -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        f.write_all(bytes)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".kiln-config-")
+            .suffix(".tmp")
+            .permissions(std::fs::Permissions::from_mode(0o600))
+            .tempfile_in(&dir)?;
+        tmp.write_all(bytes)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+        tmp.as_file().sync_all()?;
+        tmp.persist(path).map_err(|e| e.error)?;
+        Ok(())
     })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e).with_context(|| format!("cannot write {}", path.display()));
-    }
+    written.with_context(|| format!("cannot write {}", path.display()))?;
     if let Ok(d) = std::fs::File::open(&dir) {
         let _ = d.sync_all();
     }
@@ -147,6 +142,35 @@ mod tests {
         f.save().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn a_symlink_planted_at_the_old_temp_path_is_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let victim = outside.path().join("victim");
+        std::fs::write(&victim, "theirs\n").unwrap();
+        let path = dir.path().join("kiln.yml");
+        std::fs::write(&path, "x: 1\n").unwrap();
+        // What the old writer would have opened: `.kiln.yml.kiln-tmp-<pid>`.
+        let planted = dir
+            .path()
+            .join(format!(".kiln.yml.kiln-tmp-{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let mut f = ConfigFile::open(&path).unwrap();
+        let yaml = "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: S\n";
+        f.root = serde_yaml::from_str(yaml).unwrap();
+        f.save().unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "theirs\n");
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        assert!(meta.is_file(), "the config is a plain file, not a symlink");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.contains("tmp") && !n.starts_with(".kiln.yml.kiln-tmp-"))
+            .collect();
+        assert!(names.is_empty(), "temp files left: {names:?}");
     }
 
     #[test]

@@ -25,3 +25,4 @@ mod yaml;
 
 pub use cli::{ConfigCommand, DeployCommand, run_config, run_deploy};
 pub use reload::{Reloaded, Reloader};
+pub use secret::refuse_secret_on_command_line;

@@ -3,7 +3,64 @@
 //! scripts. The secret never appears on the command line, where any local user could read it.
 
 use anyhow::{Context, bail};
+use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal, Write};
+
+/// The flag that reads the secret; it takes no value on the command line.
+const SECRET_FLAG: &str = "--aws-secret-key";
+
+/// Refuses a secret given on the command line (`--aws-secret-key VALUE` or
+/// `--aws-secret-key=VALUE`), where `ps` and shell history would keep it. Checked before clap
+/// parses, because clap's own error ("unexpected argument 'VALUE'") would print the value.
+/// The answer never holds the value. `cli` is the whole command tree, to tell a next flag from
+/// a value.
+pub fn refuse_secret_on_command_line(args: &[OsString], cli: &clap::Command) -> Result<(), String> {
+    let mut longs = vec!["help".to_string(), "version".to_string()];
+    collect_longs(cli, &mut longs);
+    let is_flag = |a: &str| {
+        a == "-h"
+            || a == "-V"
+            || a.strip_prefix("--")
+                .is_some_and(|f| longs.iter().any(|l| l == f.split('=').next().unwrap_or(f)))
+    };
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    for (i, a) in args.iter().enumerate() {
+        if a == "--" {
+            break;
+        }
+        let inline = a
+            .strip_prefix(SECRET_FLAG)
+            .is_some_and(|rest| rest.starts_with('='));
+        let next_is_value = a == SECRET_FLAG && args.get(i + 1).is_some_and(|n| !is_flag(n));
+        if inline || next_is_value {
+            return Err(format!(
+                "{SECRET_FLAG} takes no value on the command line, where `ps` and shell history \
+                 would show it; nothing was changed, and the value is not repeated here. Give \
+                 {SECRET_FLAG} alone and type the secret at the prompt, or pipe it: \
+                 printf '%s\\n' \"$SECRET\" | kiln config provider aws bakery edit {SECRET_FLAG}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn collect_longs(cmd: &clap::Command, into: &mut Vec<String>) {
+    for arg in cmd.get_arguments() {
+        into.extend(arg.get_long().map(String::from));
+        into.extend(
+            arg.get_all_aliases()
+                .into_iter()
+                .flatten()
+                .map(String::from),
+        );
+    }
+    for sub in cmd.get_subcommands() {
+        collect_longs(sub, into);
+    }
+}
 
 /// Reads one secret line; an empty secret is refused.
 pub(crate) fn read(prompt: &str) -> anyhow::Result<String> {
@@ -54,6 +111,44 @@ fn without_echo<T>(f: impl FnOnce() -> T) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cli() -> clap::Command {
+        clap::Command::new("kiln").subcommand(
+            clap::Command::new("edit")
+                .arg(clap::Arg::new("s").long("aws-secret-key").num_args(0))
+                .arg(clap::Arg::new("a").long("aws-access-key")),
+        )
+    }
+
+    fn check(args: &[&str]) -> Result<(), String> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        refuse_secret_on_command_line(&args, &cli())
+    }
+
+    #[test]
+    fn a_secret_value_on_the_command_line_is_refused_without_repeating_it() {
+        for args in [
+            &["kiln", "edit", "--aws-secret-key", "hush-1234"][..],
+            &["kiln", "edit", "--aws-secret-key=hush-1234"],
+            &[
+                "kiln",
+                "edit",
+                "--aws-secret-key",
+                "-hush-1234",
+                "--aws-access-key",
+                "A",
+            ],
+            &["kiln", "edit", "--aws-secret-key", "--hush-1234"],
+        ] {
+            let e = check(args).unwrap_err();
+            assert!(!e.contains("hush"), "{e}");
+            assert!(e.contains("--aws-secret-key alone"), "{e}");
+        }
+        assert!(check(&["kiln", "edit", "--aws-secret-key"]).is_ok());
+        assert!(check(&["kiln", "edit", "--aws-secret-key", "--aws-access-key", "A"]).is_ok());
+        assert!(check(&["kiln", "edit", "--aws-secret-key", "-h"]).is_ok());
+        assert!(check(&["kiln", "edit", "--aws-access-key", "--aws-secret-key"]).is_ok());
+    }
 
     #[test]
     fn one_line_is_read_without_its_line_ending() {

@@ -68,6 +68,17 @@ impl From<(&str, crate::store::StoreError)> for ApiError {
                      (running bakes go on and are recorded when it is back); retry shortly",
                 )
             }
+            crate::store::StoreError::Unwritable(why) => {
+                tracing::error!(path, error = %why, "store cannot write");
+                // The same text as `/health` answers: where and why, never a secret.
+                ApiError::unavailable(
+                    path,
+                    format!(
+                        "kiln cannot record new bakes now: {why}; running bakes go on; \
+                         retry when it is fixed"
+                    ),
+                )
+            }
             other => ApiError::internal(path, other),
         }
     }

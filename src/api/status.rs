@@ -2,6 +2,7 @@
 
 use crate::bake::BakeStatus;
 use crate::bakery::Bakery;
+use crate::store::StoreError;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -53,9 +54,15 @@ pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
     Json(json!({"instance": me, "instances": instances}))
 }
 
-/// `{"status":"UP"}` when the store answers; 503 with the reason otherwise.
+/// `{"status":"UP"}` when the store can write and read back (a real, briefly cached round
+/// trip: a full or read-only data dir or a damaged database reads DOWN); 503 with the reason in
+/// Spring Boot's shape (`{"status":"DOWN","details":{"store":"…"}}`) otherwise.
 pub async fn health(State(bakery): State<Bakery>) -> impl IntoResponse {
-    match bakery.store().ping() {
+    let store = bakery.store().clone();
+    let probed = tokio::task::spawn_blocking(move || store.probe())
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Unavailable(format!("the probe failed: {e}"))));
+    match probed {
         Ok(()) => (StatusCode::OK, Json(json!({"status": "UP"}))),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -51,6 +51,9 @@ impl Bakery {
         }
         let prepared = self.prepare(region, &req)?;
         let store = self.store();
+        // A store that cannot write now (a full or read-only data dir) would lose the bake's
+        // log and result: refuse it up front, saying why (503), rather than fail it later.
+        store.probe()?;
         if rebake && let Some(old) = store.get_by_identity(&prepared.identity.digest)? {
             if !old.phase.is_finished() {
                 let _ = self.cancel(&old.id);

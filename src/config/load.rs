@@ -46,6 +46,9 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Res
     Ok(Loaded { settings, warnings })
 }
 
+/// The top-level key whose entries are files for configDir, kept as written.
+const FILES: &str = "files";
+
 /// Folds every key into camelCase: Spring treats `default-virtualization-type`,
 /// `default_virtualization_type` and `defaultVirtualizationType` as one key. The keys of
 /// `files:` are file names and stay as written.
@@ -59,7 +62,7 @@ fn normalize(v: Value, verbatim_keys: bool) -> Value {
                         (Some(s), false) => Value::String(relaxed_key(s)),
                         _ => k,
                     };
-                    let child_verbatim = !verbatim_keys && name.as_deref() == Some("files");
+                    let child_verbatim = !verbatim_keys && name.as_deref() == Some(FILES);
                     (key, normalize(v, child_verbatim))
                 })
                 .collect(),
@@ -88,7 +91,12 @@ pub fn relaxed_key(key: &str) -> String {
 
 /// Replaces `${NAME}` and `${NAME:default}` in string values. A value that was only a
 /// placeholder is re-read as YAML, so `${AWS_ENABLED:false}` is the boolean `false`.
+/// The contents of `files:` entries are not config values but files (shell scripts, templates):
+/// they are kept verbatim, so a script's `${packages:-none}` or `${arr[@]}` stays as written.
 fn resolve(v: Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<Value> {
+    if path == FILES {
+        return Ok(v);
+    }
     Ok(match v {
         Value::Mapping(m) => {
             let mut out = Mapping::new();
@@ -405,6 +413,18 @@ files:
             e.contains("kiln.ha.orphanTimeout") && e.contains("three heartbeats"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn files_contents_are_kept_verbatim_while_config_values_resolve() {
+        let script = "#!/bin/bash\necho ${packages:-none} ${arr[@]} ${NOPE} ${AWS_ENABLED}\n";
+        let yaml = format!(
+            "aws:\n  enabled: ${{AWS_ENABLED:false}}\nfiles:\n  profiles__rosco__packer__x.sh: {}\n",
+            serde_json::to_string(script).unwrap()
+        );
+        let l = load_str(&yaml, &env).unwrap();
+        assert!(l.settings.aws.enabled);
+        assert_eq!(l.settings.files["profiles__rosco__packer__x.sh"], script);
     }
 
     #[test]

@@ -14,6 +14,7 @@
 #[cfg(test)]
 pub(crate) mod conformance;
 mod engine;
+pub mod health;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqlite;
@@ -38,6 +39,10 @@ pub enum StoreError {
     /// A stored record could not be read back.
     #[error("bake store holds an unreadable record: {0}")]
     Corrupt(String),
+    /// The store answers but cannot take writes now (a full or read-only data dir, a damaged
+    /// database file): reads may still work, new bakes cannot be recorded. The text says why.
+    #[error("bake store cannot write: {0}")]
+    Unwritable(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -127,6 +132,12 @@ pub trait BakeStore: Send + Sync {
 
     /// Checks the backend answers.
     fn ping(&self) -> StoreResult<()>;
+
+    /// Checks the store can write and read back now, for `/health` and before a new bake: a
+    /// real round trip (see [`health`]), cached briefly by engines for which it costs I/O.
+    fn probe(&self) -> StoreResult<()> {
+        self.ping()
+    }
 
     /// Whether several kiln instances share this store. One node's own store (SQLite) answers
     /// false: every bake in it is that node's, so the heartbeat methods below do nothing.

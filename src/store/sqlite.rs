@@ -12,12 +12,13 @@
 //!   writer must not leave orphan rows behind a deleted bake).
 //! - `user_version` is the schema version. A newer schema is refused, never touched.
 
+use super::health::{self, Probed};
 use super::{BakeStore, Created, StoreError, StoreResult, Transition};
 use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -121,6 +122,9 @@ const DELETE_EXECUTION_BAKES: &str = "DELETE FROM bakes WHERE execution_id = ?1"
 
 /// The SQLite engine. Cheap to share behind an `Arc`; all access goes through one connection.
 pub struct SqliteStore {
+    /// The database file (`None` in memory), for [`BakeStore::probe`].
+    path: Option<PathBuf>,
+    probed: Probed,
     // A std mutex, not an async one: every method is synchronous and nothing awaits while the
     // guard is held, so the lock is only ever held for the duration of a few statements.
     conn: Mutex<Connection>,
@@ -128,7 +132,29 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (or creates) the store at `path`, creating its directory and schema as needed.
+    /// Keeps the data dir's reserve ([`health::keep_reserve`]); when the file cannot be opened
+    /// (a full data dir has no room for SQLite's `-shm`), releases the reserve and tries once
+    /// more, so kiln starts, serves reads and reads DOWN until there is room again.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let store = match Self::open_file(path) {
+            Err(e) if health::release_reserve(dir) => {
+                tracing::warn!(error = %e, dir = %dir.display(),
+                    "cannot open the bake store; released the data dir's reserve and trying again (is the data dir full? /health says)");
+                Self::open_file(path)?
+            }
+            opened => opened?,
+        };
+        if let Err(e) = health::keep_reserve(dir) {
+            tracing::warn!(error = %health::describe_io(dir, &e), "no room for the data dir's reserve");
+        }
+        Ok(store)
+    }
+
+    fn open_file(path: &Path) -> StoreResult<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
                 StoreError::Unavailable(format!("failed to create {}: {e}", dir.display()))
@@ -148,7 +174,9 @@ impl SqliteStore {
         // Safe with WAL: a crash can lose the last commits but never corrupts the file.
         conn.pragma_update(None, "synchronous", "NORMAL")
             .or_unavailable(&what)?;
-        Self::init(conn)
+        let mut store = Self::init(conn)?;
+        store.path = Some(path.to_path_buf());
+        Ok(store)
     }
 
     /// A private, empty in-memory store, for tests.
@@ -179,6 +207,8 @@ impl SqliteStore {
         // Room for every statement this engine prepares, so none is ever re-prepared.
         conn.set_prepared_statement_cache_capacity(32);
         Ok(SqliteStore {
+            path: None,
+            probed: Probed::default(),
             conn: Mutex::new(conn),
         })
     }
@@ -418,6 +448,93 @@ impl BakeStore for SqliteStore {
             .or_unavailable("failed to ping")?;
         Ok(())
     }
+
+    fn probe(&self) -> StoreResult<()> {
+        let Some(path) = &self.path else {
+            return self.ping();
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        self.probed
+            .get(|| {
+                health::keep_reserve(dir).map_err(|e| health::describe_io(dir, &e))?;
+                health::probe_dir(dir)?;
+                probe_file(path)
+            })
+            .map_err(StoreError::Unwritable)
+    }
+}
+
+/// How long the probe waits for this process's own writer before calling the store busy.
+const PROBE_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The database file's round trip on a connection of its own, so pages come from the file and
+/// not from the serving connection's cache: open (no create), write a row in `kiln_health`,
+/// read it back, and read the first row of every table (a damaged page fails here).
+fn probe_file(path: &Path) -> Result<(), String> {
+    use rusqlite::OpenFlags;
+    let describe = |e: rusqlite::Error| {
+        let damaged = matches!(
+            e.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase)
+        );
+        match e.sqlite_error_code() {
+            _ if damaged => format!(
+                "the database file {} is damaged ({e}); restore it from a backup",
+                path.display()
+            ),
+            Some(rusqlite::ErrorCode::DiskFull) => format!(
+                "the data dir of {} is full ({e}); free space there",
+                path.display()
+            ),
+            Some(rusqlite::ErrorCode::ReadOnly) => format!(
+                "the database file {} cannot be written ({e})",
+                path.display()
+            ),
+            _ => format!(
+                "the database file {} failed a write and read back ({e})",
+                path.display()
+            ),
+        }
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let mut conn = Connection::open_with_flags(path, flags).map_err(describe)?;
+    conn.busy_timeout(PROBE_BUSY_TIMEOUT).map_err(describe)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(describe)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS kiln_health (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);",
+    )
+    .map_err(describe)?;
+    tx.execute(
+        "INSERT OR REPLACE INTO kiln_health (id, at_ms) VALUES (1, ?1)",
+        [now],
+    )
+    .map_err(describe)?;
+    let back: i64 = tx
+        .query_row("SELECT at_ms FROM kiln_health WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .map_err(describe)?;
+    for table in ["bakes", "identities", "bake_logs", "images"] {
+        let sql = format!("SELECT count(*) FROM (SELECT * FROM {table} LIMIT 1)");
+        tx.query_row(&sql, [], |r| r.get::<_, i64>(0))
+            .map_err(describe)?;
+    }
+    tx.commit().map_err(describe)?;
+    if back != now {
+        return Err(format!(
+            "the database file {} does not read back what was written to it",
+            path.display()
+        ));
+    }
+    Ok(())
 }
 
 /// Starts a write transaction up front, so two writers never both read and then race to write.
@@ -587,6 +704,40 @@ mod tests {
     mod on_disk {
         use super::*;
         store_conformance_tests!(temp_store());
+    }
+
+    #[test]
+    fn the_probe_writes_and_reads_the_file_and_sees_damaged_pages_until_restored() {
+        let (store, dir) = temp_store();
+        store.create(&sample_record("b", "ident"), true).unwrap();
+        store.append_log("b", "a line\n").unwrap();
+        store.probe().unwrap();
+        // Everything into the main file, then every page after the header overwritten.
+        store
+            .conn()
+            .execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+            .unwrap();
+        let file = dir.path().join("kiln.db");
+        let good = std::fs::read(&file).unwrap();
+        let mut bad = good.clone();
+        bad[4096..].fill(0xa5);
+        std::fs::write(&file, &bad).unwrap();
+        std::thread::sleep(health::PROBE_TTL);
+        let e = store.probe().unwrap_err().to_string();
+        assert!(e.contains("damaged") && e.contains("kiln.db"), "{e}");
+        std::fs::write(&file, &good).unwrap();
+        std::thread::sleep(health::PROBE_TTL);
+        store.probe().unwrap();
+    }
+
+    #[test]
+    fn the_probe_fails_when_the_data_dir_is_gone() {
+        let (store, dir) = temp_store();
+        store.probe().unwrap();
+        std::fs::remove_dir_all(dir.path()).unwrap();
+        std::thread::sleep(health::PROBE_TTL);
+        let e = store.probe().unwrap_err();
+        assert!(matches!(e, StoreError::Unwritable(_)), "{e}");
     }
 
     #[test]

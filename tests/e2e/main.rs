@@ -3,6 +3,7 @@
 //! EC2 endpoint at moto.
 
 mod admin;
+mod admin_faults;
 mod admin_reload;
 mod api;
 mod aws;

@@ -24,6 +24,7 @@ mod scripts;
 pub(crate) mod tests;
 
 use super::engine::{check_redis_connection, describe_redis};
+use super::health::Probed;
 use super::{BakeStore, Created, Instance, StoreError, StoreResult, Transition};
 use crate::bake::{BakeRecord, Phase};
 use codec::{corrupt, decode, encode, pairs, to_json};
@@ -39,6 +40,9 @@ use std::time::Duration;
 pub struct RedisStore {
     pool: Pool,
     scripts: Scripts,
+    /// This store's own `health:<uuid>` key, written and read back by [`BakeStore::probe`].
+    probe_key: String,
+    probed: Probed,
 }
 
 /// What a heartbeat key holds.
@@ -58,6 +62,8 @@ impl RedisStore {
         let store = RedisStore {
             pool: Pool::new(uri, target, timeout)?,
             scripts: Scripts::new(),
+            probe_key: key("health", &uuid::Uuid::new_v4().to_string()),
+            probed: Probed::default(),
         };
         store.ping()?;
         Ok(store)
@@ -271,6 +277,37 @@ impl BakeStore for RedisStore {
             redis::cmd("PING").query::<String>(c)
         })?;
         Ok(())
+    }
+
+    /// PING answers even when Redis refuses writes (a failed RDB save with
+    /// `stop-writes-on-bgsave-error`, `maxmemory` reached): a short-lived key is written and
+    /// read back instead.
+    fn probe(&self) -> StoreResult<()> {
+        let stamp = uuid::Uuid::new_v4().to_string();
+        self.probed
+            .get(|| {
+                let back: Option<String> = self
+                    .pool
+                    .run("failed to write and read back", |c: &mut Connection| {
+                        redis::pipe()
+                            .cmd("SET")
+                            .arg(&self.probe_key)
+                            .arg(&stamp)
+                            .arg("EX")
+                            .arg(10)
+                            .ignore()
+                            .cmd("GET")
+                            .arg(&self.probe_key)
+                            .query::<(Option<String>,)>(c)
+                            .map(|(v,)| v)
+                    })
+                    .map_err(|e| e.to_string())?;
+                match back {
+                    Some(v) if v == stamp => Ok(()),
+                    _ => Err("Redis did not read back what was written to it".to_string()),
+                }
+            })
+            .map_err(StoreError::Unavailable)
     }
 
     fn is_shared(&self) -> bool {

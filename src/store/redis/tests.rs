@@ -246,3 +246,29 @@ fn the_store_fails_fast_while_redis_is_down_and_heals_when_it_is_back() {
     store.append_log("b", "after the restart\n").unwrap();
     assert_eq!(store.read_log("b").unwrap(), "after the restart\n");
 }
+
+#[test]
+fn the_probe_sees_a_redis_that_answers_ping_but_refuses_writes() {
+    let Some((store, server)) = fixture() else {
+        return;
+    };
+    store.probe().unwrap();
+    let client = redis::Client::open(server.uri(5)).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    let refuse = |n: u32, raw: &mut redis::Connection| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(n)
+            .query::<()>(raw)
+            .unwrap();
+    };
+    refuse(1, &mut raw);
+    std::thread::sleep(crate::store::health::PROBE_TTL);
+    store.ping().unwrap();
+    let e = store.probe().unwrap_err().to_string();
+    assert!(e.contains("NOREPLICAS") || e.contains("replicas"), "{e}");
+    refuse(0, &mut raw);
+    std::thread::sleep(crate::store::health::PROBE_TTL);
+    store.probe().unwrap();
+}
