@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod config;

@@ -6,6 +6,7 @@ mod admin;
 mod admin_reload;
 mod api;
 mod aws;
+mod ec2_client;
 #[cfg(feature = "redis")]
 mod ha;
 mod harness;
