@@ -23,6 +23,7 @@ pub mod images;
 pub mod packer;
 pub mod providers;
 pub mod recipe;
+pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
