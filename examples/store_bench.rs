@@ -2,7 +2,7 @@
 //! against Redis, with 10,000 bakes stored. A status read is what `GET /api/v1/{region}/status/
 //! {id}` asks of the store: one bake by id.
 //!
-//!     cargo run --release --features redis --example store_bench
+//!     cargo run --release --example store_bench
 //!
 //! It starts a throwaway `redis-server` on a free loopback port (no persistence) and stops it by
 //! PID at the end; SQLite is a file in a temp dir (WAL, as kiln runs it). Figures go to

@@ -15,6 +15,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod config;
@@ -22,6 +23,7 @@ pub mod images;
 pub mod packer;
 pub mod providers;
 pub mod recipe;
+pub mod services;
 pub mod startup;
 pub mod store;
 pub mod telemetry;

@@ -235,6 +235,13 @@ fn check_store(s: &Settings) -> anyhow::Result<()> {
         .as_deref()
         .unwrap_or(DEFAULT_REDIS_CONNECTION);
     check_redis_connection(uri).map_err(|e| anyhow::anyhow!("key 'redis.connection': {e}"))?;
+    let tls = ["rediss://", "valkeys://"].iter().any(|p| {
+        uri.get(..p.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(p))
+    });
+    if s.redis.ca_cert_file.is_some() && !tls {
+        bail!("key 'redis.caCertFile' is set but redis.connection is not a TLS URI: use rediss://");
+    }
     if s.redis.timeout == Some(0) {
         bail!("key 'redis.timeout': 0 ms would fail every call (Rosco's default is 2000)");
     }
@@ -400,10 +407,22 @@ files:
         assert_eq!(s.heartbeat_every(), std::time::Duration::from_secs(1));
         assert_eq!(s.heartbeat_ttl(), std::time::Duration::from_secs(2));
         let tls = load_str(
-            "kiln:\n  store: redis\nredis:\n  connection: rediss://r\n",
+            "kiln:\n  store: redis\nredis:\n  connection: rediss://r\n  caCertFile: /etc/ca.pem\n",
+            &env,
+        )
+        .unwrap();
+        assert_eq!(
+            tls.settings.redis.ca_cert_file.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
+        let plain_with_ca = load_str(
+            "kiln:\n  store: redis\nredis:\n  connection: redis://r\n  caCertFile: /etc/ca.pem\n",
             &env,
         );
-        assert!(tls.unwrap_err().to_string().contains("TLS"));
+        assert!(
+            plain_with_ca.unwrap_err().to_string().contains("rediss://"),
+            "a CA file without TLS is a mistake worth naming"
+        );
         let tight = load_str(
             "kiln:\n  store: redis\n  ha:\n    orphanTimeout: 10s\n",
             &env,

@@ -225,6 +225,9 @@ pub struct QemuBaseImage {
 pub struct RedisSettings {
     pub connection: Option<String>,
     pub timeout: Option<u64>,
+    /// kiln: a PEM file of the CA certificates to trust for `rediss://` instead of the system's
+    /// (a private CA); without it, the system's roots (and `SSL_CERT_FILE`) are trusted.
+    pub ca_cert_file: Option<PathBuf>,
 }
 
 /// kiln's own settings.

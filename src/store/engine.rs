@@ -21,7 +21,7 @@ pub const DEFAULT_REDIS_TIMEOUT_MS: u64 = 2000;
 pub enum Engine {
     /// One node's embedded SQLite file in the data dir (the default).
     Sqlite,
-    /// A Redis several kiln instances share (`--features redis`).
+    /// A Redis several kiln instances share (the default `redis` feature).
     Redis,
 }
 
@@ -91,8 +91,8 @@ impl Engine {
 }
 
 /// Checks a `redis.connection` URI without connecting: `redis://[[user]:password@]host[:port]
-/// [/db]`, or a Unix socket (`redis+unix:///path?db=N`, `unix:///path`). TLS (`rediss://`) is
-/// not compiled into kiln; the message says so.
+/// [/db]`, TLS (`rediss://…`, same form), or a Unix socket (`redis+unix:///path?db=N`,
+/// `unix:///path`). A build without the Redis engine says TLS is not compiled in.
 pub fn check_redis_connection(uri: &str) -> Result<(), String> {
     let Some((scheme, rest)) = uri.split_once("://") else {
         return Err(format!(
@@ -103,10 +103,11 @@ pub fn check_redis_connection(uri: &str) -> Result<(), String> {
     match scheme.to_ascii_lowercase().as_str() {
         "redis" | "valkey" => {}
         "redis+unix" | "unix" | "valkey+unix" => return Ok(()),
+        "rediss" | "valkeys" if cfg!(feature = "redis") => {}
         "rediss" | "valkeys" => {
             return Err(
-                "TLS to Redis (rediss://) is not compiled into kiln; reach Redis over a \
-                 private network or a TLS tunnel (stunnel, a sidecar) with redis://"
+                "TLS to Redis (rediss://) is not compiled into this build (it was built with \
+                 --no-default-features); build kiln with the default features"
                     .to_string(),
             );
         }
@@ -170,13 +171,27 @@ fn open_redis(settings: &Settings) -> Result<Arc<dyn BakeStore>, StoreError> {
         .as_deref()
         .unwrap_or(DEFAULT_REDIS_CONNECTION);
     let timeout = settings.redis.timeout.unwrap_or(DEFAULT_REDIS_TIMEOUT_MS);
-    super::RedisStore::open(uri, Duration::from_millis(timeout.max(1))).map(|s| Arc::new(s) as _)
+    let ca = settings
+        .redis
+        .ca_cert_file
+        .as_deref()
+        .map(|path| {
+            std::fs::read(path).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "redis.caCertFile: cannot read {}: {e}",
+                    path.display()
+                ))
+            })
+        })
+        .transpose()?;
+    super::RedisStore::open_with(uri, Duration::from_millis(timeout.max(1)), ca)
+        .map(|s| Arc::new(s) as _)
 }
 
 #[cfg(not(feature = "redis"))]
 fn open_redis(_settings: &Settings) -> Result<Arc<dyn BakeStore>, StoreError> {
     Err(StoreError::Unavailable(
-        "the redis engine is not compiled into this build (--features redis)".to_string(),
+        "the redis engine is not compiled into this build (built with --no-default-features; build with the default features)".to_string(),
     ))
 }
 
@@ -204,14 +219,14 @@ mod tests {
         } else {
             let e = redis.unwrap_err().to_string();
             assert!(
-                e.contains("not compiled") && e.contains("--features redis"),
+                e.contains("not compiled") && e.contains("default features"),
                 "{e}"
             );
         }
     }
 
     #[test]
-    fn redis_uris_are_checked_and_tls_is_refused_clearly() {
+    fn redis_uris_are_checked_and_tls_is_accepted_when_compiled_in() {
         for ok in [
             "redis://localhost:6379",
             "redis://:s3cret@r.internal:6380/2",
@@ -220,8 +235,13 @@ mod tests {
         ] {
             assert_eq!(check_redis_connection(ok), Ok(()), "{ok}");
         }
-        let tls = check_redis_connection("rediss://r:6379").unwrap_err();
-        assert!(tls.contains("TLS") && tls.contains("not compiled"), "{tls}");
+        let tls = check_redis_connection("rediss://:pw@r:6379/1");
+        if cfg!(feature = "redis") {
+            assert_eq!(tls, Ok(()));
+        } else {
+            let e = tls.unwrap_err();
+            assert!(e.contains("TLS") && e.contains("not compiled"), "{e}");
+        }
         let db = check_redis_connection("redis://:pw@r:6379/cache").unwrap_err();
         assert!(db.contains("database index") && !db.contains("pw@"), "{db}");
         assert!(check_redis_connection("http://r").is_err());

@@ -1,4 +1,4 @@
-//! Several kiln instances on one Redis (`--features redis`): any instance answers any bake,
+//! Several kiln instances on one Redis (the default `redis` feature): any instance answers any bake,
 //! one bake per identity across instances, a dead instance's bakes settled as orphaned by a
 //! live one, a restarted instance re-attaching its own, and a Redis restart in mid-bake losing
 //! nothing. Each test starts its own `redis-server` on a free loopback port (stopped by PID),

@@ -7,6 +7,7 @@ mod admin_faults;
 mod admin_reload;
 mod api;
 mod aws;
+mod ec2_client;
 #[cfg(feature = "redis")]
 mod ha;
 mod harness;

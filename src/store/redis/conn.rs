@@ -38,8 +38,26 @@ struct Outage {
 }
 
 impl Pool {
-    pub(super) fn new(uri: &str, target: String, timeout: Duration) -> StoreResult<Pool> {
-        let client = Client::open(uri).map_err(|e| {
+    pub(super) fn new(
+        uri: &str,
+        target: String,
+        timeout: Duration,
+        ca_pem: Option<Vec<u8>>,
+    ) -> StoreResult<Pool> {
+        // rustls needs one process-wide crypto provider; a second install (another store, a
+        // test) is refused harmlessly.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = match ca_pem {
+            None => Client::open(uri),
+            Some(root_cert) => Client::build_with_tls(
+                uri,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert),
+                },
+            ),
+        }
+        .map_err(|e| {
             StoreError::Unavailable(format!("redis.connection '{target}' is not usable: {e}"))
         })?;
         Ok(Pool {

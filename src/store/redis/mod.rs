@@ -1,4 +1,5 @@
-//! The Redis engine (`kiln.store: redis`, `--features redis`): the store several kiln
+//! The Redis engine (`kiln.store: redis`; in the default build, left out by
+//! `--no-default-features`): the store several kiln
 //! instances share. It keeps the same rules as SQLite (the conformance suite checks them) and
 //! adds the instances' heartbeats.
 //!
@@ -56,11 +57,21 @@ impl RedisStore {
     /// Connects to the Redis at `uri` (`redis://[[user]:password@]host[:port][/db]`) with
     /// `timeout` for connecting and for each reply, and checks that it answers.
     pub fn open(uri: &str, timeout: Duration) -> StoreResult<RedisStore> {
+        Self::open_with(uri, timeout, None)
+    }
+
+    /// [`RedisStore::open`], trusting only the PEM CA certificates in `ca_pem` for a
+    /// `rediss://` URI (the system's roots when `None`).
+    pub fn open_with(
+        uri: &str,
+        timeout: Duration,
+        ca_pem: Option<Vec<u8>>,
+    ) -> StoreResult<RedisStore> {
         let target = describe_redis(uri);
         check_redis_connection(uri)
             .map_err(|e| StoreError::Unavailable(format!("redis.connection: {e}")))?;
         let store = RedisStore {
-            pool: Pool::new(uri, target, timeout)?,
+            pool: Pool::new(uri, target, timeout, ca_pem)?,
             scripts: Scripts::new(),
             probe_key: key("health", &uuid::Uuid::new_v4().to_string()),
             probed: Probed::default(),

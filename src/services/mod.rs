@@ -1,0 +1,3 @@
+//! Other Spinnaker services kiln calls, as Rosco does (`services.<name>.baseUrl`).
+
+pub mod clouddriver;
