@@ -9,6 +9,7 @@ mod aws;
 #[cfg(feature = "redis")]
 mod ha;
 mod harness;
+mod hostile_requests;
 mod lifecycle;
 mod qemu;
 mod recipes;
