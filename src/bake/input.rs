@@ -63,32 +63,48 @@ pub fn check_value(field: &str, value: &str) -> Result<(), Refused> {
 /// Checks every string of a request body, object keys included, before it is read field by
 /// field, so no field (known, unknown or nested) escapes the rules. Errors name the field's
 /// path: `extended_attributes.foo`, `package_artifacts[0].reference`.
+///
+/// One exception: a package artifact's `metadata` is CI's free-form data (build info, commit
+/// messages) that never reaches Packer (kiln reads only a digest from it, compared as text), so
+/// there only template syntax is refused, not multi-line text.
 pub fn check_json(body: &Value) -> Result<(), Refused> {
-    walk(body, &mut String::new())
+    walk(body, &mut String::new(), true)
 }
 
-fn walk(v: &Value, path: &mut String) -> Result<(), Refused> {
+fn walk(v: &Value, path: &mut String, strict: bool) -> Result<(), Refused> {
+    let check = |field: &str, s: &str| {
+        if strict {
+            check_value(field, s)
+        } else if s.contains("{{") {
+            check_value(field, "{{")
+        } else {
+            Ok(())
+        }
+    };
     match v {
-        Value::String(s) => check_value(display_path(path), s),
+        Value::String(s) => check(display_path(path), s),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
-                walk(item, path)?;
+                walk(item, path, strict)?;
                 path.truncate(len);
             }
             Ok(())
         }
         Value::Object(map) => {
             for (k, item) in map {
+                let free_form = k == "metadata"
+                    && path.starts_with("package_artifacts[")
+                    && !path.contains('.');
                 let len = path.len();
                 if !path.is_empty() {
                     path.push('.');
                 }
                 // The key is checked under its parent's name, printed escaped.
-                check_value(&format!("{} key {}", display_path(path), Escaped(k)), k)?;
+                check(&format!("{} key {}", display_path(path), Escaped(k)), k)?;
                 path.push_str(k);
-                walk(item, path)?;
+                walk(item, path, strict && !free_form)?;
                 path.truncate(len);
             }
             Ok(())
@@ -136,6 +152,16 @@ mod tests {
         }
         let e = check_json(&json!({"extended_attributes": {"{{env `X`}}": "v"}})).unwrap_err();
         assert!(e.field.starts_with("extended_attributes key"), "{e}");
+    }
+
+    #[test]
+    fn artifact_metadata_is_free_form_text_but_never_template_syntax() {
+        let ok = json!({"package_artifacts": [{"metadata": {"message": "fix\n\tthings", "n": 1}}]});
+        assert_eq!(check_json(&ok), Ok(()));
+        let bad = json!({"package_artifacts": [{"metadata": {"message": "{{env `K`}}"}}]});
+        assert!(check_json(&bad).is_err());
+        let elsewhere = json!({"extended_attributes": {"metadata": "a\nb"}});
+        assert!(check_json(&elsewhere).is_err());
     }
 
     #[test]
