@@ -157,6 +157,8 @@ check "rpm bad package: repo files removed" bash -c "! ls '$root'/etc/yum.repos.
 printf '#!/bin/sh\ntouch /tmp/pwned-option\n' > "$root/tmp/mark.sh"
 chmod 0755 "$root/tmp/mark.sh"
 rm -f "$root/tmp/pwned-option" "$root/tmp/pwned-shell"
+# Not installed, so apt would run dpkg (and so a Pre-Invoke hook) for it.
+chroot "$root" dpkg --purge kiln-second kiln-hello > /dev/null 2>&1 || true
 rc=0
 run root deb-hostile.log package_type=deb "packages=-oDPkg::Pre-Invoke::=/tmp/mark.sh kiln-hello" \
   "repository=[trusted=yes] file:/srv/kiln-repo ./" || rc=$?
