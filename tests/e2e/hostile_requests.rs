@@ -123,6 +123,13 @@ fn packer_template_syntax_in_any_field_is_refused_naming_the_field() {
         "custom_managed_image_name",
         "request_id",
         "spinnaker_execution_id",
+        "cloud_provider_type",
+        "store_type",
+        "publisher",
+        "offer",
+        "sku",
+        "os_type",
+        "package_type",
         "extended_attributes.note",
         "extended_attributes.repository",
         "extended_attributes.aws_subnet_id",
@@ -130,6 +137,8 @@ fn packer_template_syntax_in_any_field_is_refused_naming_the_field() {
         "package_artifacts[0].name",
         "package_artifacts[0].version",
         "package_artifacts[0].location",
+        "package_artifacts[0].type",
+        "package_artifacts[0].uuid",
     ];
     for (i, field) in fields.iter().enumerate() {
         let attack = attacks[i % attacks.len()];
