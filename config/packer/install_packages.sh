@@ -11,7 +11,9 @@
 #   upgrade       "true" to upgrade the installed packages before installing
 #
 # Every package is installed on its own, in the given order, so the log names the one that failed
-# and later packages can rely on earlier ones. The repository files this script adds are removed
+# and later packages can rely on earlier ones. Package names come after `--` and every expansion
+# is quoted, so nothing in `packages` or `repository` becomes an option or a command (kiln also
+# refuses such package names before Packer runs; this script holds on its own). The repository files this script adds are removed
 # again, also when it fails, so the image never carries (credentialed) bake-time repositories.
 #
 # Not supported (unlike Rosco's script): /tmp/artifacts.json package artifacts. kiln's AWS
@@ -42,7 +44,7 @@ redact_credentials() {
 }
 
 die() {
-  echo "install_packages.sh: $*" >&2
+  printf 'install_packages.sh: %s\n' "$*" >&2
   exit 1
 }
 
@@ -51,10 +53,10 @@ package_type=$(strip_quotes "${package_type:-}")
 packages=$(strip_quotes "${packages:-}")
 upgrade=$(strip_quotes "${upgrade:-}")
 
-echo "repository=$(redact_credentials "$repository")"
-echo "package_type=$package_type"
-echo "packages=$packages"
-echo "upgrade=$upgrade"
+printf 'repository=%s\n' "$(redact_credentials "$repository")"
+printf 'package_type=%s\n' "$package_type"
+printf 'packages=%s\n' "$packages"
+printf 'upgrade=%s\n' "$upgrade"
 if [[ -e /tmp/artifacts.json ]]; then
   echo "install_packages.sh: /tmp/artifacts.json is not supported by kiln's templates; ignoring it"
 fi
@@ -90,8 +92,8 @@ install_deb() {
   if ((${#repos[@]} > 0)); then
     for r in ${repos[@]+"${repos[@]}"}; do
       case $r in
-        deb\ * | deb-src\ *) echo "$r" ;;
-        *) echo "deb $r" ;;
+        deb\ * | deb-src\ *) printf '%s\n' "$r" ;;
+        *) printf 'deb %s\n' "$r" ;;
       esac
     done | as_root tee "$APT_LIST" > /dev/null
   fi
@@ -108,8 +110,8 @@ install_deb() {
     fi
   fi
   for p in ${package_list[@]+"${package_list[@]}"}; do
-    echo "install_packages.sh: installing $p"
-    as_root "${apt[@]}" install --allow-downgrades "$p" \
+    printf 'install_packages.sh: installing %s\n' "$p"
+    as_root "${apt[@]}" install --allow-downgrades -- "$p" \
       || die "failed to install package '$p' (apt-get exit $?)"
   done
 }
@@ -135,8 +137,8 @@ install_rpm() {
     as_root "$yum" -y update
   fi
   for p in ${package_list[@]+"${package_list[@]}"}; do
-    echo "install_packages.sh: installing $p"
-    as_root "$yum" -y install "$p" || die "failed to install package '$p' ($yum exit $?)"
+    printf 'install_packages.sh: installing %s\n' "$p"
+    as_root "$yum" -y install -- "$p" || die "failed to install package '$p' ($yum exit $?)"
   done
 }
 

@@ -135,7 +135,7 @@ fn templates(settings: &Settings, dir: &Path) -> Vec<(String, &'static str)> {
 /// Validates one template: `(passed, the line to print)`.
 fn check(settings: &Settings, dir: &Path, name: &str, why: &str) -> (bool, String) {
     let path = match resolve_in_config_dir(dir, name, "template") {
-        Ok(p) => p,
+        Ok(f) => f.path,
         Err(e) => return (false, format!("FAILED  {name} ({why}): {e}")),
     };
     if why == "in configDir" && !is_template(&path) {

@@ -50,6 +50,10 @@ pub fn create_bake(
         .get("X-SPINNAKER-EXECUTION-ID")
         .and_then(|h| h.to_str().ok())
         .map(String::from);
+    if let Some(h) = &header {
+        crate::bake::input::check_value("header X-SPINNAKER-EXECUTION-ID", h)
+            .map_err(|e| ApiError::bad_request(path, e.to_string()))?;
+    }
     let rebake = q.rebake.as_deref() == Some("1");
     bakery
         .create(region, req, rebake, header)

@@ -2,6 +2,7 @@
 //! what is kept about it ([`BakeRecord`]). Nothing here does I/O.
 
 mod artifact;
+pub mod input;
 mod record;
 mod request;
 mod status;

@@ -51,10 +51,25 @@ pub struct BakeRequest {
 pub struct RequestError(pub String);
 
 impl BakeRequest {
-    /// Parses a JSON body, naming the offending field on a type error.
+    /// Parses a JSON body, naming the offending field on a type error. The body must be a JSON
+    /// object, and every string in it (keys included) must be inert text (see [`super::input`]).
     pub fn from_json(body: &[u8]) -> Result<Self, RequestError> {
-        let de = &mut serde_json::Deserializer::from_slice(body);
-        serde_path_to_error::deserialize(de).map_err(|e| {
+        let value: serde_json::Value = serde_json::from_slice(body)
+            .map_err(|e| RequestError(format!("malformed bake request: {e}")))?;
+        if !value.is_object() {
+            let kind = match value {
+                serde_json::Value::Array(_) => "an array",
+                serde_json::Value::Null => "null",
+                serde_json::Value::String(_) => "a string",
+                serde_json::Value::Number(_) => "a number",
+                _ => "a boolean",
+            };
+            return Err(RequestError(format!(
+                "the bake request must be a JSON object ({{\"package\": …, \"base_os\": …}}), not {kind}"
+            )));
+        }
+        super::input::check_json(&value).map_err(|e| RequestError(format!("field {e}")))?;
+        serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
             if path.is_empty() || path == "." {
@@ -129,5 +144,30 @@ mod tests {
             err.to_string().starts_with("malformed bake request"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_body_that_is_not_a_json_object_is_refused_saying_so() {
+        for (body, kind) in [
+            (&b"[1,2]"[..], "an array"),
+            (b"\"nginx\"", "a string"),
+            (b"42", "a number"),
+            (b"null", "null"),
+            (b"true", "a boolean"),
+        ] {
+            let err = BakeRequest::from_json(body).unwrap_err().to_string();
+            assert!(
+                err.starts_with("the bake request must be a JSON object") && err.ends_with(kind),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn template_syntax_in_any_field_is_refused_naming_the_field() {
+        let err = BakeRequest::from_json(br#"{"extended_attributes":{"foo":"{{env `K`}}"}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("field extended_attributes.foo: "), "{err}");
     }
 }

@@ -61,7 +61,8 @@ impl Bakery {
             redact_env,
             max_log_bytes: settings.max_log_bytes(),
         };
-        tracing::info!(bake = %record.id, command = %record.recipe.command.join(" "), "starting packer");
+        // Request values in the command are shown escaped: they cannot forge a log line.
+        tracing::info!(bake = %record.id, command = %crate::telemetry::Escaped(&record.recipe.command.join(" ")), "starting packer");
         let started = run::start(&self.inner.kiln_exe, &run_dir, &spec, &env).await;
         let run = match started {
             Ok(run) => run,

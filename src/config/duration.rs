@@ -1,43 +1,31 @@
 //! Durations as operators write them: `90s`, `45m`, `2h`, `1h30m`, `500ms`; a bare number is
-//! seconds.
+//! seconds. Parsing is humantime's (overflow-checked), plus bare seconds, which humantime
+//! refuses but Rosco-era configs use.
 
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-/// Parses `90s`, `45m`, `2h`, `1h30m`, `500ms` or a bare number of seconds.
+/// Parses `90s`, `45m`, `2h`, `1h30m`, `500ms` or a bare number of seconds. Negative and
+/// overflowing values are errors.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if t.is_empty() {
         return Err("empty duration".into());
     }
-    if let Ok(secs) = t.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
+    if t.bytes().all(|b| b.is_ascii_digit()) {
+        return t
+            .parse::<u64>()
+            .map(Duration::from_secs)
+            .map_err(|_| bad(text));
     }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.chars().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return Err(bad(text));
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad(text))?;
-        rest = &rest[digits..];
-        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => Duration::from_millis(n),
-            "s" => Duration::from_secs(n),
-            "m" => Duration::from_secs(n * 60),
-            "h" => Duration::from_secs(n * 3600),
-            _ => return Err(bad(text)),
-        };
-    }
-    Ok(total)
+    humantime::parse_duration(t).map_err(|_| bad(text))
 }
 
 fn bad(text: &str) -> String {
-    format!("'{text}' is not a duration (write e.g. 90s, 45m, 2h or 1h30m)")
+    format!(
+        "{} is not a duration (write e.g. 90s, 45m, 2h or 1h30m)",
+        crate::telemetry::escaped(text)
+    )
 }
 
 /// A duration read from config or a request attribute.
@@ -79,6 +67,22 @@ mod tests {
     fn a_bad_duration_says_how_to_write_one() {
         let e = parse_duration("ten minutes").unwrap_err();
         assert!(e.contains("45m"), "{e}");
-        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("5x").is_err());
+    }
+
+    #[test]
+    fn overflow_and_signs_are_errors_not_panics() {
+        for bad in [
+            "-5s",
+            "99999999999999999999",
+            "18446744073709551615h",
+            "9999999999999999999999999s",
+            "+3s",
+            "s",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
     }
 }

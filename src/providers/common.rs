@@ -2,10 +2,11 @@
 //! CI artifacts, the image name and appversion, the repository, extended attributes, the
 //! template and var file inside `configDir`, and the bake identity.
 
-use super::{aws, identity::Identity, paths::resolve_in_config_dir, qemu};
-use crate::bake::{BakeRequest, present};
-use crate::config::{Settings, parse_duration};
+use super::{aws, checks, identity::Identity, limits::limits, paths::resolve_in_config_dir, qemu};
+use crate::bake::{BakeRequest, input, present};
+use crate::config::Settings;
 use crate::recipe::{self, OsPackageName, PackageType};
+use crate::telemetry::escaped;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -43,13 +44,20 @@ pub struct Prepared {
     pub identity: Identity,
     pub image_name: String,
     pub app_version: Option<String>,
+    /// The template's one spelling relative to configDir (`./x.json` and `a/../x.json` are
+    /// `x.json`), used for `templatesNeedingRoot`, the identity and logs.
     pub template_name: String,
     pub template_path: PathBuf,
+    /// The var file's one spelling and path, if the request names one.
+    pub var_file_name: Option<String>,
     pub var_file: Option<PathBuf>,
     /// Variables that may be shown: they go on Packer's command line.
     pub variables: Vec<(String, String)>,
     /// Variables named in `maskedPackerParameters`: handed over in a private var file.
     pub secret_variables: Vec<(String, String)>,
+    /// The extended attributes the request set (the names), so checks can name their field
+    /// and the identity can tell request-given secrets.
+    pub requested_attributes: Vec<String>,
     /// Environment for Packer (credentials).
     pub env: Vec<(String, String)>,
     pub run_as_root: bool,
@@ -83,8 +91,18 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
     // The request id becomes the bake id and names the bake's run directory.
     if let Some(id) = present(&req.request_id).filter(|id| !crate::images::safe_name(id)) {
         return Err(BakeError::Invalid(format!(
-            "request_id '{id}' is not usable as a bake id: use letters, digits, '.', '_', '-' and '+' (or leave it out)"
+            "request_id {} is not usable as a bake id: use letters, digits, '.', '_', '-' and '+' (or leave it out)",
+            escaped(id)
         )));
+    }
+    // The region comes from the URL path, not the body: the same rules as every request value.
+    input::check_value("region (in the URL path)", ctx.region)
+        .map_err(|e| BakeError::Invalid(e.to_string()))?;
+    let attributes = req.extended_attributes();
+    checks::check_attribute_names(attributes.keys().map(String::as_str))?;
+    for token in req.packages() {
+        recipe::check_package_token(token)
+            .map_err(|e| BakeError::Invalid(format!("package: {e}")))?;
     }
     // The qemu provider: a local base image instead of an AMI (see `qemu`).
     let local = qemu_enabled.then(|| qemu::select(req, ctx)).transpose()?;
@@ -136,6 +154,10 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         ),
     };
     common_variables(&mut vars, req, ctx, &base.image, kind, packages);
+    // Belt and braces: every final value, derived ones included, once more.
+    let requested_attributes: Vec<String> = requested_variable_names(&attributes);
+    let kiln_made: Vec<String> = staged.iter().map(|s| s.guest_path()).collect();
+    checks::check_variables(&vars, &requested_attributes, &kiln_made)?;
     let (variables, secret_variables) = split_secrets(vars, &ctx.settings.masked_parameters());
 
     let template_name = present(&req.template_file_name)
@@ -151,12 +173,23 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         })
         .unwrap_or("aws-ebs.json")
         .to_string();
-    let template_path = resolve_in_config_dir(ctx.config_dir, &template_name, "template")
+    let template = resolve_in_config_dir(ctx.config_dir, &template_name, "template")
         .map_err(BakeError::Invalid)?;
     let var_file = present(&req.var_file_name)
         .map(|n| resolve_in_config_dir(ctx.config_dir, n, "var file"))
         .transpose()
         .map_err(BakeError::Invalid)?;
+    let env = match &local {
+        Some(_) => Vec::new(),
+        None => aws::credentials_env(ctx.settings),
+    };
+    checks::check_command_line(
+        &variables,
+        &env,
+        checks::inherited_env_bytes(),
+        checks::arg_max(),
+        &requested_attributes,
+    )?;
 
     let (timeout, idle_timeout) = limits(req, &base.image, ctx.settings)?;
     let key = rosco_key(req, &provider, ctx.region, &base.vm_type);
@@ -169,16 +202,16 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         run_as_root: ctx
             .settings
             .templates_needing_root()
-            .contains(&template_name),
-        template_name,
-        template_path,
-        var_file,
+            .iter()
+            .any(|t| super::paths::normal_name(t).as_deref() == Some(template.name.as_str())),
+        template_name: template.name,
+        template_path: template.path,
+        var_file_name: var_file.as_ref().map(|f| f.name.clone()),
+        var_file: var_file.map(|f| f.path),
         variables,
         secret_variables,
-        env: match &local {
-            Some(_) => Vec::new(),
-            None => aws::credentials_env(ctx.settings),
-        },
+        requested_attributes,
+        env,
         timeout,
         idle_timeout,
     };
@@ -249,37 +282,28 @@ fn set(vars: &mut Vec<(String, String)>, name: &str, value: String) {
     }
 }
 
-fn split_secrets(vars: Vars, masked: &[String]) -> (Vars, Vars) {
-    vars.into_iter().partition(|(k, _)| !masked.contains(k))
+/// The variables the request's extended attributes set (`copy_to` and `share_with` set
+/// `copy_to_N`/`share_with_N`; kiln's own attributes set none).
+fn requested_variable_names(
+    attributes: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (k, v) in attributes {
+        if KILN_ATTRIBUTES.contains(&k.as_str()) {
+            continue;
+        }
+        if k == "copy_to" || k == "share_with" {
+            let n = v.split(',').filter(|s| !s.trim().is_empty()).count();
+            out.extend((1..=n).map(|i| format!("{k}_{i}")));
+        } else {
+            out.push(k.clone());
+        }
+    }
+    out
 }
 
-/// The total and no-output limits: a bake's extended attribute beats its base image's setting,
-/// which beats the bakery's.
-fn limits(
-    req: &BakeRequest,
-    image: &crate::config::BaseImage,
-    settings: &Settings,
-) -> Result<(Option<Duration>, Option<Duration>), BakeError> {
-    let attrs = req.extended_attributes();
-    let attr = |name: &str| -> Result<Option<Duration>, BakeError> {
-        attrs
-            .get(name)
-            .map(|t| {
-                parse_duration(t)
-                    .map_err(|e| BakeError::Invalid(format!("extended attribute '{name}': {e}")))
-            })
-            .transpose()
-    };
-    let total = attr("kiln_timeout")?
-        .or(image.timeout.map(|d| d.0))
-        .or(settings.job_timeout());
-    let idle = attr("kiln_idle_timeout")?
-        .or(image.idle_timeout.map(|d| d.0))
-        .or(settings.idle_timeout());
-    Ok((
-        total.filter(|d| !d.is_zero()),
-        idle.filter(|d| !d.is_zero()),
-    ))
+fn split_secrets(vars: Vars, masked: &[String]) -> (Vars, Vars) {
+    vars.into_iter().partition(|(k, _)| !masked.contains(k))
 }
 
 /// Rosco's bake key (`bake:aws:<os>:…:<region>:<vm>:enhancedNW…`), kept for `DELETE` and display.
@@ -312,3 +336,7 @@ fn rosco_key(req: &BakeRequest, provider: &str, region: &str, vm_type: &str) -> 
     parts.extend([region.to_string(), vm_type.to_string(), nw.to_string()]);
     parts.join(":")
 }
+
+#[cfg(test)]
+#[path = "prepare_tests.rs"]
+mod tests;

@@ -43,11 +43,24 @@ impl Identity {
             };
             variables.insert(k.clone(), Value::String(v));
         }
+        // A secret value cannot enter the identity (the digest and inputs are shown, and a
+        // digest of a weak secret can be guessed). The operator's secrets (config) are like
+        // credentials: they authenticate, they don't shape the image. A secret the request
+        // gives may shape it, and two requests differing only there must never be "the
+        // same": such a bake gets a unique identity and is never reused.
+        let mut unique = None;
         for (k, _) in &p.secret_variables {
-            variables.insert(k.clone(), Value::String("<secret>".into()));
+            let requested = p.requested_attributes.iter().any(|a| a == k);
+            let shown = if requested {
+                unique.get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
+                "<secret from the request: never reused>"
+            } else {
+                "<secret>"
+            };
+            variables.insert(k.clone(), Value::String(shown.into()));
         }
         let template_text = std::fs::read(&p.template_path).unwrap_or_default();
-        let inputs = json!({
+        let mut inputs = json!({
             "provider": p.provider,
             "region": ctx.region,
             "base_os": base.image.id,
@@ -56,12 +69,15 @@ impl Identity {
             "enhanced_networking": req.enhanced_networking == Some(true),
             "variables": variables,
             "template": {"name": p.template_name, "sha256": sha256_hex(&template_text)},
-            "var_file": p.var_file.as_ref().map(|f| json!({"name": f.file_name().map(|n| n.to_string_lossy().into_owned()), "sha256": file_digest(f)})),
+            "var_file": p.var_file.as_ref().map(|f| json!({"name": p.var_file_name, "sha256": file_digest(f)})),
             "scripts": referenced_files(ctx.config_dir, &template_text, &p.template_path),
             "packages": req.packages(),
             "artifacts": artifacts.iter().map(artifact_input).collect::<Vec<_>>(),
             "run_as_root": p.run_as_root,
         });
+        if let (Some(u), Some(map)) = (unique, inputs.as_object_mut()) {
+            map.insert("unique".into(), Value::String(u));
+        }
         let digest = sha256_hex(&serde_json::to_vec(&inputs).unwrap_or_default());
         Identity { digest, inputs }
     }

@@ -5,12 +5,15 @@
 //! `local`).
 
 mod aws;
+mod checks;
 mod common;
 mod identity;
+mod limits;
 mod paths;
 pub mod qemu;
 
+pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use common::{BakeError, Prepared, RecipeContext, prepare};
 pub use identity::Identity;
 pub use identity::sha256_hex as identity_digest;
-pub use paths::resolve_in_config_dir;
+pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

@@ -40,13 +40,6 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeEr
             ctx.region
         )));
     }
-    for k in req.extended_attributes().keys() {
-        if k.starts_with("qemu_") {
-            return Err(invalid(format!(
-                "extended attribute '{k}' is set by kiln for qemu bakes and cannot be overridden"
-            )));
-        }
-    }
     boot_test_requested(req)?;
     let os = present(&req.base_os).unwrap_or_default();
     let Some(image) = find_base_image(ctx.settings, os) else {

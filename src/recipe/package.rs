@@ -156,6 +156,45 @@ pub fn packages_parameter(kind: PackageType, names: &[OsPackageName]) -> String 
     specs.join(" ")
 }
 
+/// Punctuation a package token may hold besides ASCII letters and digits: what deb, rpm and
+/// NuGet names and versions use (`+ . ~ - _`, the epoch `:`, `^`), and the package managers'
+/// `name=version`, `name:arch` and `name/release` forms. Nothing a shell or a package manager
+/// reads as syntax: no whitespace, quotes, `$`, `;`, `|`, `&`, `<`, `>`, `*`, `?`, `[`, `(`,
+/// backslash, comma (install_packages.sh splits on it) or control character.
+const TOKEN_PUNCTUATION: &str = "+.~-_:=/^";
+
+/// Checks that `token` is a package name (or name and version) and nothing else: it starts
+/// with a letter or digit (never `-`, which would make it an option of apt-get or yum) and
+/// holds only letters, digits and [`TOKEN_PUNCTUATION`]. The error says what is wrong.
+pub fn check_package_token(token: &str) -> Result<(), String> {
+    let shown = crate::telemetry::escaped(token);
+    let Some(first) = token.chars().next() else {
+        return Err("a package name is empty".into());
+    };
+    if !first.is_ascii_alphanumeric() {
+        return Err(format!(
+            "package {shown} must start with a letter or digit (a leading '{}' would make it \
+             an option or a path for the package manager)",
+            first.escape_default()
+        ));
+    }
+    if let Some(c) = token
+        .chars()
+        .find(|c| !c.is_ascii_alphanumeric() && !TOKEN_PUNCTUATION.contains(*c))
+    {
+        return Err(format!(
+            "package {shown} holds '{}'; package names use letters, digits and {}",
+            c.escape_default(),
+            TOKEN_PUNCTUATION
+                .chars()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    Ok(())
+}
+
 /// Splits like Java's `String.split` on one character, which Rosco's parsers use: trailing empty
 /// pieces are dropped (`"a_"` is one piece), yet a string without the separator is one piece.
 fn java_split(s: &str, sep: char) -> Vec<&str> {
@@ -585,6 +624,57 @@ mod tests {
             "microsoft.aspnet.mvc.6.0.0-rc1-final+sf23sdf microsoft.aspnet.mvc.6.0.0-+sf23sdf git"
         );
         assert_eq!(packages_parameter(PackageType::Deb, &[nameless]), "");
+    }
+
+    #[test]
+    fn real_package_names_and_versions_are_package_tokens() {
+        for ok in [
+            "nginx",
+            "libstdc++6",
+            "hello_2.3-h4.abc123_all",
+            "nginx=1.18.0-0ubuntu1",
+            "python3:amd64",
+            "nginx/jammy-backports",
+            "openssl-1:1.0.2k-19.el7.x86_64",
+            "g++",
+            "microsoft.aspnet.mvc.6.0.0-rc1-final+sf23sdf",
+            "vim-enhanced-2:8.0~rc1^git",
+            "0ad",
+        ] {
+            assert_eq!(check_package_token(ok), Ok(()), "{ok}");
+        }
+    }
+
+    #[test]
+    fn options_shell_syntax_and_odd_characters_are_not_package_tokens() {
+        for bad in [
+            "-oAPT::Update::Pre-Invoke::=id",
+            "--allow-unauthenticated",
+            "/etc/passwd",
+            ".hidden",
+            "a;id",
+            "$(id)",
+            "`id`",
+            "a'b",
+            "a\"b",
+            "a b",
+            "a\tb",
+            "a\nb",
+            "a|b",
+            "a&b",
+            "a>b",
+            "a*",
+            "a,b",
+            "a\\b",
+            "ünï",
+            "",
+        ] {
+            assert!(check_package_token(bad).is_err(), "{bad:?}");
+        }
+        let e = check_package_token("-y").unwrap_err();
+        assert!(e.contains("must start with a letter or digit"), "{e}");
+        let e = check_package_token("a;id").unwrap_err();
+        assert!(e.contains("holds ';'"), "{e}");
     }
 
     fn deb_parts() -> impl Strategy<Value = (String, String, String, String)> {

@@ -11,6 +11,7 @@ mod ec2_client;
 #[cfg(feature = "redis")]
 mod ha;
 mod harness;
+mod hostile_requests;
 mod lifecycle;
 mod qemu;
 mod recipes;

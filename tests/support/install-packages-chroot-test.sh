@@ -141,18 +141,44 @@ run builder rpm-ok.log package_type=rpm upgrade=true "packages=app-1.0-1.x86_64 
 check "rpm: succeeds (rc=$rc)" test "$rc" -eq 0
 check "rpm: update, then installs in order, with both repos configured" diff - "$root/var/lib/kiln-test/dnf" << 'EOF'
 dnf -y update | repos: baseurl=https://u:p@yum.example.com/a baseurl=https://yum.example.com/b 
-dnf -y install app-1.0-1.x86_64 | repos: baseurl=https://u:p@yum.example.com/a baseurl=https://yum.example.com/b 
-dnf -y install lib-2.0-1 | repos: baseurl=https://u:p@yum.example.com/a baseurl=https://yum.example.com/b 
+dnf -y install -- app-1.0-1.x86_64 | repos: baseurl=https://u:p@yum.example.com/a baseurl=https://yum.example.com/b 
+dnf -y install -- lib-2.0-1 | repos: baseurl=https://u:p@yum.example.com/a baseurl=https://yum.example.com/b 
 EOF
 check "rpm: echo strips credentials" grep -qxF "repository=https://yum.example.com/a;https://yum.example.com/b" "$work/rpm-ok.log"
 check "rpm: repo files removed" bash -c "! ls '$root'/etc/yum.repos.d/kiln-* 2> /dev/null"
 rc=0
 run root rpm-bad.log package_type=rpm "packages=good bad-pkg never" repository=https://yum.example.com/a || rc=$?
 check "rpm bad package: fails naming it (rc=$rc)" grep -q "failed to install package 'bad-pkg'" "$work/rpm-bad.log"
-check "rpm bad package: stops there" bash -c "! grep -q 'install never' '$root/var/lib/kiln-test/dnf'"
+check "rpm bad package: stops there" bash -c "! grep -q 'install -- never' '$root/var/lib/kiln-test/dnf'"
 check "rpm bad package: repo files removed" bash -c "! ls '$root'/etc/yum.repos.d/kiln-* 2> /dev/null"
 
-# 5. Anything else is refused.
+# 5. Hostile values: option-like package names stay package names (after `--`), shell syntax
+#    in packages or repository is never run.
+printf '#!/bin/sh\ntouch /tmp/pwned-option\n' > "$root/tmp/mark.sh"
+chmod 0755 "$root/tmp/mark.sh"
+rm -f "$root/tmp/pwned-option" "$root/tmp/pwned-shell"
+# Not installed, so apt would run dpkg (and so a Pre-Invoke hook) for it.
+chroot "$root" dpkg --purge kiln-second kiln-hello > /dev/null 2>&1 || true
+rc=0
+run root deb-hostile.log package_type=deb "packages=-oDPkg::Pre-Invoke::=/tmp/mark.sh kiln-hello" \
+  "repository=[trusted=yes] file:/srv/kiln-repo ./" || rc=$?
+check "hostile deb: fails (rc=$rc)" test "$rc" -ne 0
+check "hostile deb: the option is a package name apt cannot find" \
+  grep -q "failed to install package '-oDPkg::Pre-Invoke::=/tmp/mark.sh'" "$work/deb-hostile.log"
+check "hostile deb: no hook ran" test ! -e "$root/tmp/pwned-option"
+rc=0
+# shellcheck disable=SC2016 # the literal text is the point
+run root deb-shell.log package_type=deb 'packages=$(touch${IFS}/tmp/pwned-shell)' \
+  'repository=[trusted=yes] file:/srv/kiln-repo ./ $(touch${IFS}/tmp/pwned-shell)' || rc=$?
+check "hostile shell: fails (rc=$rc)" test "$rc" -ne 0
+check "hostile shell: nothing ran" test ! -e "$root/tmp/pwned-shell"
+check "hostile shell: cleaned up" no_leftovers
+: > "$root/var/lib/kiln-test/dnf"
+rc=0
+run root rpm-hostile.log package_type=rpm "packages=--nogpgcheck" repository=https://yum.example.com/a || rc=$?
+check "hostile rpm: the option comes after --" grep -q 'dnf -y install -- --nogpgcheck' "$root/var/lib/kiln-test/dnf"
+
+# 6. Anything else is refused.
 rc=0
 run root nupkg.log package_type=nupkg packages=x || rc=$?
 check "unsupported package_type: fails (rc=$rc)" grep -q "unsupported package_type 'nupkg'" "$work/nupkg.log"
