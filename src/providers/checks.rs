@@ -20,6 +20,12 @@ pub const OPERATOR_VARIABLES: [&str; 5] = [
     "aws_ec2_endpoint",
 ];
 
+/// Suffixes of variables that name a file or folder on the bakery's host (Packer's own
+/// convention: `ssh_private_key_file`, `user_data_file`, `output_directory`, `http_dir`…). The
+/// host is the operator's: such a variable comes from a var file or template in configDir,
+/// never from a request (it could make Packer read, upload or write any file kiln can reach).
+pub const HOST_PATH_SUFFIXES: [&str; 4] = ["_file", "_path", "_dir", "_directory"];
+
 /// Prefixes of variables kiln derives for its own paths (the qemu provider's disk, kernel,
 /// key and output).
 pub const KILN_PREFIXES: [&str; 1] = ["qemu_"];
@@ -51,6 +57,16 @@ pub fn check_attribute_names<'a>(
             return Err(invalid(format!(
                 "{field}: '{name}' is the bakery operator's setting and cannot be set by a bake \
                  request; leave it out"
+            )));
+        }
+        if HOST_PATH_SUFFIXES
+            .iter()
+            .any(|s| name.to_ascii_lowercase().ends_with(s))
+        {
+            return Err(invalid(format!(
+                "{field}: '{name}' names a file or folder on the bakery's host, which only the \
+                 operator sets (in a var file or template in configDir, chosen with \
+                 var_file_name or template_file_name); leave it out"
             )));
         }
         if KILN_PREFIXES.iter().any(|p| name.starts_with(p)) {

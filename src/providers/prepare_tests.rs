@@ -87,6 +87,23 @@ fn the_operators_variables_cannot_be_requested() {
         .prepare(request(json!({"extended_attributes": {"a=b": "x"}})))
         .unwrap_err();
     assert!(e.contains("not a Packer variable name"), "{e}");
+    for host_path in [
+        "aws_ssh_private_key_file",
+        "user_data_file",
+        "output_directory",
+        "http_dir",
+        "Some_Path",
+    ] {
+        let e = f
+            .prepare(request(
+                json!({"extended_attributes": {host_path: "/etc/shadow"}}),
+            ))
+            .unwrap_err();
+        assert!(
+            e.contains(host_path) && e.contains("the bakery's host") && e.contains("var_file_name"),
+            "{e}"
+        );
+    }
 }
 
 #[test]

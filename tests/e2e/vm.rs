@@ -321,7 +321,9 @@ with open(sys.argv[3], "rb") as f:
 
 /// Like `harness::moto_config`, but with the SHIPPED aws-ebs.json (nothing delivered through
 /// `files:`) and the test's apt repository as the guest sees it.
-fn vm_config(moto: &Moto, seed: &serde_json::Value) -> String {
+/// The bake's SSH key is a host path: the operator's, so it comes from a var file in configDir
+/// (delivered through `files:`), not from the request.
+fn vm_config(moto: &Moto, seed: &serde_json::Value, key: &std::path::Path) -> String {
     format!(
         r#"aws:
   enabled: true
@@ -345,7 +347,10 @@ fn vm_config(moto: &Moto, seed: &serde_json::Value) -> String {
         sourceAmi: {ami}
         sshUserName: root
 debianRepository: "[trusted=yes] http://10.0.2.100/ ./"
+files:
+  profiles__rosco__packer__vm-ssh.json: '{{"aws_ssh_private_key_file": "{key}", "aws_ssh_keypair_name": "{KEY_PAIR}"}}'
 "#,
+        key = key.display(),
         subnet = seed["subnet_id"].as_str().unwrap(),
         vpc = seed["vpc_id"].as_str().unwrap(),
         endpoint = moto.endpoint,
@@ -396,7 +401,7 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     let seed = moto.seed();
     import_key_pair(&moto, KEY_PAIR, &image.key.with_extension("pub"));
     let data = tempfile::tempdir().unwrap();
-    let kiln = Kiln::start(data.path(), &vm_config(&moto, &seed));
+    let kiln = Kiln::start(data.path(), &vm_config(&moto, &seed, &image.key));
     let ready = wait_ssh.0.wait().expect("wait for vm-wait-ssh.sh");
     assert!(
         ready.success(),
@@ -406,7 +411,8 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
     let boot_time = t_boot.elapsed();
     eprintln!("vm: booted to ssh in {boot_time:.1?}");
 
-    // The bake, exactly as Spinnaker would ask for it, plus the ssh_* overrides.
+    // The bake, exactly as Spinnaker would ask for it, plus where the instance's sshd is and
+    // the operator's var file with the key.
     let t_bake = Instant::now();
     let status = kiln.bake(
         "us-east-1",
@@ -414,11 +420,10 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
             "package": deb_stem,
             "base_os": "ubuntu",
             "cloud_provider_type": "aws",
+            "var_file_name": "vm-ssh.json",
             "extended_attributes": {
                 "aws_ssh_host": "127.0.0.1",
                 "aws_ssh_port": vm.ssh_port.to_string(),
-                "aws_ssh_private_key_file": image.key.display().to_string(),
-                "aws_ssh_keypair_name": KEY_PAIR,
             },
         }),
     );
