@@ -327,6 +327,7 @@ async fn a_missing_program_fails_the_start() {
         cwd: None,
         redact_env: vec![],
         max_log_bytes: DEFAULT_LOG,
+        ..Default::default()
     };
     let err = run::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[]))
         .await
@@ -362,6 +363,7 @@ async fn real_packer_cancels_cleanly_when_its_group_is_interrupted() {
         cwd: Some(t.tmp.path().into()),
         redact_env: vec![],
         max_log_bytes: DEFAULT_LOG,
+        ..Default::default()
     };
     let home = t.tmp.path().to_str().unwrap().to_string();
     let env = t.env(&[("CHECKPOINT_DISABLE", "1"), ("HOME", &home)]);
