@@ -208,7 +208,11 @@ impl Follow {
         } else if layout::supervisor_alive(&self.run.dir) {
             // Still at work (or retrying to write `exit` to a full disk): wait for it.
         } else if signal::group_alive(self.run.pgid) {
-            if self.stop.is_none() {
+            if !signal::process_alive(self.run.pgid) {
+                // Packer itself (the group's leader) has ended: what is left of its group goes,
+                // as its supervisor would have done.
+                let _ = signal::signal_group(self.run.pgid, signal::SIGKILL);
+            } else if self.stop.is_none() {
                 tracing::warn!(run_dir = %self.run.dir.display(), pgid = self.run.pgid, "the supervisor of a running packer died; stopping packer so it cleans up");
                 self.terminate(StoppedBy::SupervisorDied, Instant::now());
             }
