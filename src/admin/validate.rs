@@ -63,19 +63,29 @@ fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
 }
 
 /// A scratch folder holding a copy of configDir (`packer/`, with the shipped files and `files:`
-/// installed) and Packer's temp folder (`tmp/`); removed on drop.
-struct Staging(tempfile::TempDir);
+/// installed) and Packer's temp folder (`tmp/`); removed on drop, with the folders above it
+/// that it had to make (validating leaves no trace, not even an empty data dir).
+struct Staging {
+    scratch: Option<tempfile::TempDir>,
+    /// Folders made for the scratch folder, deepest first.
+    made: Vec<PathBuf>,
+}
 
 impl Staging {
     fn prepare(settings: &Settings) -> anyhow::Result<Staging> {
+        let root = settings.data_dir().join("tmp");
+        let made = root
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let mut staging = Staging {
+            scratch: None,
+            made,
+        };
         let scratch = crate::packer::temp::folder(&settings.data_dir(), temp::SCRATCH_PREFIX)
-            .with_context(|| {
-                format!(
-                    "cannot make a scratch folder in {}",
-                    settings.data_dir().join("tmp").display()
-                )
-            })?;
-        let staging = Staging(scratch);
+            .with_context(|| format!("cannot make a scratch folder in {}", root.display()))?;
+        staging.scratch = Some(scratch);
         std::fs::create_dir(staging.packer_temp())?;
         let dir = staging.config_dir();
         let live = settings.config_dir();
@@ -88,12 +98,28 @@ impl Staging {
         Ok(staging)
     }
 
+    fn path(&self) -> &Path {
+        self.scratch.as_ref().map_or(Path::new(""), |s| s.path())
+    }
+
     fn config_dir(&self) -> PathBuf {
-        self.0.path().join("packer")
+        self.path().join("packer")
     }
 
     fn packer_temp(&self) -> PathBuf {
-        self.0.path().join("tmp")
+        self.path().join("tmp")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        drop(self.scratch.take());
+        for dir in &self.made {
+            // Only an empty folder goes; a kiln that started meanwhile keeps its data dir.
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
     }
 }
 

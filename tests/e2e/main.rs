@@ -10,6 +10,7 @@ mod aws;
 mod ha;
 mod harness;
 mod lifecycle;
+mod processes;
 mod qemu;
 mod recipes;
 mod vm;
