@@ -87,6 +87,7 @@ impl Staging {
             .with_context(|| format!("cannot make a scratch folder in {}", root.display()))?;
         staging.scratch = Some(scratch);
         std::fs::create_dir(staging.packer_temp())?;
+        temp::check_socket_room(&staging.packer_temp())?;
         let dir = staging.config_dir();
         let live = settings.config_dir();
         if live.is_dir() {

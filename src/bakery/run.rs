@@ -58,7 +58,9 @@ impl Bakery {
             SecretVars { at: *at, vars }
         });
         env.extend(inv.plain_env.iter().cloned());
-        let temp_dir = match crate::packer::temp::folder(&settings.data_dir(), "r") {
+        let temp_dir = match crate::packer::temp::folder(&settings.data_dir(), "r")
+            .and_then(|dir| crate::packer::temp::check_socket_room(dir.path()).map(|()| dir))
+        {
             Ok(dir) => dir,
             Err(e) => return self.fail_to_start(&record, &e),
         };
@@ -184,7 +186,7 @@ impl Bakery {
             (Ending::Lost, None) => (
                 Phase::Failed,
                 Cause::LostOnRestart,
-                "the Packer run for this bake stopped while kiln was down, and its result is unknown; bake again".to_string(),
+                "the Packer run for this bake ended without a recorded result (its supervisor was gone, e.g. killed while kiln was down); bake again".to_string(),
             ),
         };
         let (phase, cause, error) = match after {

@@ -27,9 +27,17 @@ const SCRATCH_MAX_AGE: Duration = Duration::from_secs(3600);
 /// The prefix of `kiln config validate`'s scratch folders.
 pub const SCRATCH_PREFIX: &str = "validate-";
 
-/// `<dataDir>/tmp`, created 0700 if missing (an existing one is made 0700 too).
+/// The longest Unix socket path (`sun_path` less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// What Packer 1.6.6 appends to its temp folder for a plugin's socket: `/packer-plugin` and a
+/// random number of up to 10 digits.
+const PLUGIN_SOCKET_NAME: usize = "/packer-plugin".len() + 10;
+
+/// `<dataDir>/tmp` as an absolute path (Packer runs in configDir, so a relative one would point
+/// elsewhere), created 0700 if missing (an existing one is made 0700 too).
 pub fn root(data_dir: &Path) -> io::Result<PathBuf> {
-    let root = data_dir.join("tmp");
+    let root = std::path::absolute(data_dir.join("tmp"))?;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -46,6 +54,22 @@ pub fn folder(data_dir: &Path, prefix: &str) -> io::Result<tempfile::TempDir> {
         .rand_bytes(12)
         .permissions(std::fs::Permissions::from_mode(0o700))
         .tempdir_in(root(data_dir)?)
+}
+
+/// Fails, saying what to change, when Packer could not make its plugin sockets in `dir`.
+pub fn check_socket_room(dir: &Path) -> io::Result<()> {
+    let len = dir.as_os_str().len() + PLUGIN_SOCKET_NAME;
+    if len <= MAX_SOCKET_PATH {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "Packer's temp folder {} is {} bytes too long for its plugin sockets (Unix socket paths have at most {MAX_SOCKET_PATH} bytes): give kiln.dataDir a shorter path",
+            dir.display(),
+            len - MAX_SOCKET_PATH
+        ),
+    ))
 }
 
 /// Points Packer at `dir` for its temp files.
@@ -119,6 +143,23 @@ mod tests {
         assert!(run.is_dir(), "a live run's folder stays");
         assert!(!other.exists(), "a dead run's folder goes");
         assert!(scratch.path().is_dir(), "a fresh validate scratch stays");
+    }
+
+    #[test]
+    fn a_data_dir_too_long_for_packers_sockets_is_named() {
+        assert!(check_socket_room(Path::new("/var/lib/kiln/tmp/rAbCdEfGhIjKl")).is_ok());
+        let long = format!("/{}/tmp/rAbCdEfGhIjKl", "d".repeat(80));
+        let err = check_socket_room(Path::new(&long)).unwrap_err().to_string();
+        assert!(
+            err.contains("kiln.dataDir") && err.contains("too long"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_relative_data_dir_gives_an_absolute_folder() {
+        let dir = folder(Path::new("target/tmp-relative-test"), "r").unwrap();
+        assert!(dir.path().is_absolute(), "{:?}", dir.path());
     }
 
     #[test]
