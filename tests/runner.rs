@@ -468,7 +468,7 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
     let body = r#"{"variables": {"tok": ""},
         "builders": [{"type": "null", "communicator": "none"}],
         "provisioners": [{"type": "shell-local", "environment_vars": ["TOK={{user `tok`}}"],
-          "inline": ["echo token=$TOK", "printf %s \"$TOK\" | sha256sum", "echo kiln-waiting", "sleep 3"]}]}"#;
+          "inline": ["echo token=$TOK", "printf %s \"$TOK\" | sha256sum", "echo kiln-waiting", "sleep 6"]}]}"#;
     std::fs::write(&template, body).unwrap();
     let temp_dir = t.tmp.path().join("packer-tmp");
     std::fs::create_dir(&temp_dir).unwrap();
@@ -505,7 +505,12 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
         SystemTime::now(),
         None,
     ));
-    wait_for_log(&t, "kiln-waiting").await;
+    for _ in 0..3000 {
+        if t.dir().join("output.log").exists() && t.output().contains("kiln-waiting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // Mid-run: Packer got the value, yet no file anywhere in the test's folder holds it (its
     // debug log, which does, was unlinked), and Packer's environment does not either.
     let holding: Vec<_> = files_containing(t.tmp.path(), VALUE);

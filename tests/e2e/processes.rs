@@ -289,7 +289,7 @@ fn without_tmpdir_a_bake_with_a_masked_variable_and_validate_work_and_leave_no_t
     let seed = moto.seed();
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let yaml = config(&moto, &seed, 2);
+    let yaml = config(&moto, &seed, 6);
     let kiln = start(data.path(), &yaml, &mark);
     let id = kiln.bake_id("us-east-1", &request());
     wait_for_log(&kiln, &id, "slow provisioner starts");
