@@ -373,3 +373,94 @@ fn without_tmpdir_a_bake_with_a_masked_variable_and_validate_work_and_leave_no_t
         temp_entries(data.path())
     );
 }
+
+/// Unmounts a test's tmpfs when dropped (lazily: a killed kiln may still hold files in it).
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn a_bake_whose_packer_finished_while_the_data_dir_was_full_is_settled_with_its_ami_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(&data)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    let _unmount = Unmount(data.clone());
+    // A stand-in for Packer that misbehaves only in timing: it ends when told to, with a result.
+    let go = dir.path().join("go");
+    let packer = dir.path().join("packer-at-will");
+    std::fs::write(
+        &packer,
+        format!(
+            "#!/bin/sh\necho \"$(date +%s),,ui,say,waiting for the go\"\nwhile [ ! -e {go} ]; do sleep 0.05; done\n\
+             echo \"$(date +%s),amazon-ebs,artifact-count,1\"\n\
+             echo \"$(date +%s),amazon-ebs,artifact,0,id,us-east-1:ami-0fulldisk\"\n\
+             echo \"$(date +%s),amazon-ebs,artifact,0,end\"\nexit 0\n",
+            go = go.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&packer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let yaml = format!(
+        r#"aws:
+  enabled: true
+  bakeryDefaults:
+    templateFile: aws-ebs.json
+    baseImages:
+    - baseImage: {{id: ubuntu, packageType: deb}}
+      virtualizationSettings:
+      - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
+kiln:
+  packerPath: {packer}
+"#,
+        packer = packer.display()
+    );
+    let mark = marker();
+    let kiln = start(&data, &yaml, &mark);
+    let id = kiln.bake_id(
+        "us-east-1",
+        &json!({"package": "nginx", "base_os": "ubuntu"}),
+    );
+    wait_for_log(&kiln, &id, "waiting for the go");
+
+    let filler = data.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=64k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    std::fs::write(&go, "").unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let s = kiln.get(&format!("/api/v1/us-east-1/status/{id}")).json();
+    assert_eq!(
+        s["state"], "RUNNING",
+        "not settled (nor lost) while its result waits: {s}"
+    );
+    assert!(!data.join(format!("runs/{id}/exit")).exists());
+
+    std::fs::remove_file(&filler).unwrap();
+    let s = kiln.wait(&id, Duration::from_secs(60));
+    assert_eq!(
+        (s["state"].as_str(), s["result"].as_str()),
+        (Some("COMPLETED"), Some("SUCCESS")),
+        "{}",
+        kiln.log(&id)
+    );
+    let bake = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json();
+    assert_eq!(bake["ami"], "ami-0fulldisk", "{bake}");
+    assert_nothing_left(&mark, Some(kiln.pid()));
+}
