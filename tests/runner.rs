@@ -327,6 +327,7 @@ async fn a_missing_program_fails_the_start() {
         cwd: None,
         redact_env: vec![],
         max_log_bytes: DEFAULT_LOG,
+        ..Default::default()
     };
     let err = run::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[]))
         .await
@@ -362,6 +363,7 @@ async fn real_packer_cancels_cleanly_when_its_group_is_interrupted() {
         cwd: Some(t.tmp.path().into()),
         redact_env: vec![],
         max_log_bytes: DEFAULT_LOG,
+        ..Default::default()
     };
     let home = t.tmp.path().to_str().unwrap().to_string();
     let env = t.env(&[("CHECKPOINT_DISABLE", "1"), ("HOME", &home)]);
@@ -400,4 +402,243 @@ async fn wait_for_log(t: &TestRun, needle: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("no line with {needle:?} in the log");
+}
+
+#[tokio::test]
+async fn a_packer_whose_supervisor_died_is_stopped_not_left_running() {
+    let t = TestRun::new();
+    let run = t.start_fake("hang", DEFAULT_LOG, &[]).await;
+    wait_for_log(&t, "Waiting for instance").await;
+    let pgid = run.pgid();
+    support::kill_pid(t.supervisor_pid().expect("supervisor"), 9);
+    let seen = follow(
+        run,
+        limits(Some(60_000), None, 2000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
+    eprintln!("orphaned packer stopped in {:?}", seen.took);
+    assert_eq!(
+        (
+            seen.report.ending,
+            seen.report.stopped_by,
+            seen.report.killed
+        ),
+        (Ending::Lost, Some(StoppedBy::SupervisorDied), false),
+        "Packer ends on the stop signal, before the grace"
+    );
+    assert!(!run::group_alive(pgid));
+    assert!(seen.took < Duration::from_secs(5), "{:?}", seen.took);
+    t.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_restarted_kiln_stops_a_packer_left_without_its_supervisor() {
+    let t = TestRun::new();
+    let run = t.start_fake("hang", DEFAULT_LOG, &[]).await;
+    wait_for_log(&t, "Waiting for instance").await;
+    drop(run); // kiln "dies": the run goes on
+    support::kill_pid(t.supervisor_pid().expect("supervisor"), 9);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Packer outlives its supervisor: its writes do not fail (no SIGPIPE).
+    let again = run::reattach(&t.dir()).expect("Packer's group lives");
+    let seen = follow(
+        again,
+        limits(Some(60_000), None, 2000),
+        SystemTime::now(),
+        None,
+    )
+    .await;
+    assert_eq!(seen.report.stopped_by, Some(StoppedBy::SupervisorDied));
+    assert!(seen.took < Duration::from_secs(5), "{:?}", seen.took);
+    t.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them() {
+    let packer = Path::new("/usr/bin/packer");
+    if !packer.exists() {
+        eprintln!("skipped: {} is not installed", packer.display());
+        return;
+    }
+    const VALUE: &str = "kiln-masked-Value-0123456789";
+    let t = TestRun::new();
+    let template = t.tmp.path().join("template.json");
+    let body = r#"{"variables": {"tok": ""},
+        "builders": [{"type": "null", "communicator": "none"}],
+        "provisioners": [{"type": "shell-local", "environment_vars": ["TOK={{user `tok`}}"],
+          "inline": ["echo token=$TOK", "printf %s \"$TOK\" | sha256sum", "echo kiln-waiting", "sleep 6"]}]}"#;
+    std::fs::write(&template, body).unwrap();
+    let temp_dir = t.tmp.path().join("packer-tmp");
+    std::fs::create_dir(&temp_dir).unwrap();
+    let argv = [
+        "/usr/bin/packer",
+        "build",
+        "-machine-readable",
+        template.to_str().unwrap(),
+    ];
+    let spec = RunSpec {
+        argv: argv.map(String::from).to_vec(),
+        cwd: Some(t.tmp.path().into()),
+        redact_env: vec!["KILN_SECRET_VAR_0".into()],
+        secret_vars: Some(run::SecretVars {
+            at: 3,
+            vars: vec![("tok".into(), "KILN_SECRET_VAR_0".into())],
+        }),
+        temp_dir: Some(temp_dir.clone()),
+        ..Default::default()
+    };
+    let home = t.tmp.path().to_str().unwrap().to_string();
+    let env = t.env(&[
+        ("CHECKPOINT_DISABLE", "1"),
+        ("HOME", &home),
+        ("KILN_SECRET_VAR_0", VALUE),
+    ]);
+    let run = run::start(Path::new(support::KILN), &t.dir(), &spec, &env)
+        .await
+        .expect("start");
+    let pgid = run.pgid();
+    let following = tokio::spawn(follow(
+        run,
+        limits(Some(60_000), None, 5000),
+        SystemTime::now(),
+        None,
+    ));
+    for _ in 0..3000 {
+        if t.dir().join("output.log").exists() && t.output().contains("kiln-waiting") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Mid-run: Packer got the value, yet no file anywhere in the test's folder holds it (its
+    // debug log, which does, was unlinked), and Packer's environment does not either.
+    let holding: Vec<_> = files_containing(t.tmp.path(), VALUE);
+    assert!(holding.is_empty(), "files holding the secret: {holding:?}");
+    let environ = std::fs::read(format!("/proc/{pgid}/environ")).unwrap();
+    assert!(!String::from_utf8_lossy(&environ).contains(VALUE));
+    assert!(String::from_utf8_lossy(&environ).contains(&format!("TMPDIR={}", temp_dir.display())));
+    let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap())
+        .replace('\0', " ");
+    assert!(cmdline.contains("-var-file=/proc/"), "{cmdline}");
+
+    let seen = following.await.unwrap();
+    assert_eq!(seen.report.ending, Ending::Exited(0), "{:#?}", seen.texts());
+    let digest = sha256_hex(VALUE);
+    assert!(
+        seen.has_line(&digest),
+        "Packer read the value: {:#?}",
+        seen.texts()
+    );
+    assert!(seen.has_line("token=******"), "{:#?}", seen.texts());
+    assert!(!t.output().contains(VALUE));
+    assert!(!temp_dir.exists(), "Packer's temp folder is removed");
+    assert!(!t.dir().join("output.pipe").exists());
+    assert!(files_containing(t.tmp.path(), VALUE).is_empty());
+    t.assert_nothing_left().await;
+}
+
+#[tokio::test]
+async fn a_result_written_to_a_full_disk_waits_for_room_instead_of_being_lost() {
+    let t = TestRun::new();
+    let mount = t.tmp.path().join("disk");
+    std::fs::create_dir(&mount).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mount)
+        .status();
+    if !mounted.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: cannot mount a tmpfs (needs root)");
+        return;
+    }
+    let _unmount = Unmount(mount.clone());
+    let run_dir = mount.join("run");
+    let go = t.tmp.path().join("go");
+    let script = format!(
+        "while [ ! -e {go} ]; do sleep 0.02; done; echo '1,amazon-ebs,artifact,0,id,us-east-1:ami-0full'; echo done; exit 0",
+        go = go.display()
+    );
+    let spec = RunSpec {
+        argv: ["sh", "-c", &script].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let run = run::start(Path::new(support::KILN), &run_dir, &spec, &t.env(&[]))
+        .await
+        .expect("start");
+    // Fill the disk, then let "Packer" print its result and exit.
+    let filler = mount.join("filler");
+    let _ = std::process::Command::new("dd")
+        .args(["if=/dev/zero", "bs=4k"])
+        .arg(format!("of={}", filler.display()))
+        .stderr(std::process::Stdio::null())
+        .status();
+    std::fs::write(&go, "").unwrap();
+    let following = tokio::spawn(follow(
+        run,
+        limits(Some(60_000), None, 1000),
+        SystemTime::now(),
+        None,
+    ));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !following.is_finished(),
+        "the bake is not settled while its result waits"
+    );
+    assert!(
+        run::layout::supervisor_alive(&run_dir),
+        "the supervisor lives on, holding its lock"
+    );
+    assert!(!run_dir.join("exit").exists());
+
+    std::fs::remove_file(&filler).unwrap();
+    let seen = tokio::time::timeout(Duration::from_secs(15), following)
+        .await
+        .expect("settled once the disk has room")
+        .unwrap();
+    assert_eq!(seen.report.ending, Ending::Exited(0));
+    assert!(
+        seen.has_line(",artifact,0,id,us-east-1:ami-0full"),
+        "{:#?}",
+        seen.texts()
+    );
+    assert!(seen.has_line("done"));
+    t.assert_nothing_left().await;
+}
+
+/// Unmounts a test's tmpfs when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Every file under `dir` whose content holds `needle` (FIFOs and sockets are skipped).
+fn files_containing(dir: &Path, needle: &str) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        let Ok(kind) = e.file_type() else { continue };
+        if kind.is_dir() {
+            hits.extend(files_containing(&p, needle));
+        } else if kind.is_file()
+            && std::fs::read(&p)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        {
+            hits.push(p);
+        }
+    }
+    hits
 }

@@ -4,12 +4,15 @@
 //! each base image's `templateFile`, and every `*.json` / `*.pkr.hcl` in configDir.
 //!
 //! configDir is prepared in a scratch copy, so validating never changes what a running kiln
-//! bakes with. Templates are validated with the variables kiln would pass for a bake of a base
+//! bakes with. The copy, and Packer's temp files, go to a folder of kiln's own temp folder
+//! (`<dataDir>/tmp/validate-…`, see [`crate::packer::temp`]) that is removed afterwards: no
+//! dependency on `$TMPDIR`, nothing left in it. Templates are validated with the variables kiln would pass for a bake of a base
 //! image that selects them (a full check: e.g. a missing `sshUserName` fails here, not in a
 //! bake); a template needing a variable only a request can give falls back to `-syntax-only`.
 
 use crate::bake::BakeRequest;
 use crate::config::Settings;
+use crate::packer::{command, temp};
 use crate::providers::{RecipeContext, prepare, resolve_in_config_dir};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
@@ -37,8 +40,8 @@ pub(crate) fn run(config: Option<&Path>) -> anyhow::Result<bool> {
         }
     };
     let mut ok = true;
-    for (name, why) in templates(&settings, &staging.0) {
-        let (passed, line) = check(&settings, &staging.0, &name, why);
+    for (name, why) in templates(&settings, &staging.config_dir()) {
+        let (passed, line) = check(&settings, &staging, &name, why);
         ok &= passed;
         println!("{line}");
     }
@@ -59,13 +62,33 @@ fn load(config: Option<&Path>) -> anyhow::Result<Settings> {
     Ok(s)
 }
 
-/// A scratch copy of configDir with the shipped files and `files:` installed; removed on drop.
-struct Staging(PathBuf);
+/// A scratch folder holding a copy of configDir (`packer/`, with the shipped files and `files:`
+/// installed) and Packer's temp folder (`tmp/`); removed on drop, with the folders above it
+/// that it had to make (validating leaves no trace, not even an empty data dir).
+struct Staging {
+    scratch: Option<tempfile::TempDir>,
+    /// Folders made for the scratch folder, deepest first.
+    made: Vec<PathBuf>,
+}
 
 impl Staging {
     fn prepare(settings: &Settings) -> anyhow::Result<Staging> {
-        let dir = std::env::temp_dir().join(format!("kiln-validate-{}", uuid::Uuid::new_v4()));
-        let staging = Staging(dir.clone());
+        let root = settings.data_dir().join("tmp");
+        let made = root
+            .ancestors()
+            .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+            .map(Path::to_path_buf)
+            .collect();
+        let mut staging = Staging {
+            scratch: None,
+            made,
+        };
+        let scratch = crate::packer::temp::folder(&settings.data_dir(), temp::SCRATCH_PREFIX)
+            .with_context(|| format!("cannot make a scratch folder in {}", root.display()))?;
+        staging.scratch = Some(scratch);
+        std::fs::create_dir(staging.packer_temp())?;
+        temp::check_socket_room(&staging.packer_temp())?;
+        let dir = staging.config_dir();
         let live = settings.config_dir();
         if live.is_dir() {
             copy_dir(&live, &dir).with_context(|| format!("cannot read {}", live.display()))?;
@@ -75,11 +98,29 @@ impl Staging {
         crate::templates::install(&copy)?;
         Ok(staging)
     }
+
+    fn path(&self) -> &Path {
+        self.scratch.as_ref().map_or(Path::new(""), |s| s.path())
+    }
+
+    fn config_dir(&self) -> PathBuf {
+        self.path().join("packer")
+    }
+
+    fn packer_temp(&self) -> PathBuf {
+        self.path().join("tmp")
+    }
 }
 
 impl Drop for Staging {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        drop(self.scratch.take());
+        for dir in &self.made {
+            // Only an empty folder goes; a kiln that started meanwhile keeps its data dir.
+            if std::fs::remove_dir(dir).is_err() {
+                break;
+            }
+        }
     }
 }
 
@@ -133,7 +174,8 @@ fn templates(settings: &Settings, dir: &Path) -> Vec<(String, &'static str)> {
 }
 
 /// Validates one template: `(passed, the line to print)`.
-fn check(settings: &Settings, dir: &Path, name: &str, why: &str) -> (bool, String) {
+fn check(settings: &Settings, staging: &Staging, name: &str, why: &str) -> (bool, String) {
+    let dir = &staging.config_dir();
     let path = match resolve_in_config_dir(dir, name, "template") {
         Ok(f) => f.path,
         Err(e) => return (false, format!("FAILED  {name} ({why}): {e}")),
@@ -142,11 +184,11 @@ fn check(settings: &Settings, dir: &Path, name: &str, why: &str) -> (bool, Strin
         return (true, format!("SKIPPED {name}: no builders (a var file?)"));
     }
     let vars = variables(settings, dir, name, &path);
-    let full = packer_validate(settings, dir, &path, &vars, false);
+    let full = packer_validate(settings, staging, &path, &vars, false);
     match full {
         Ok(()) => (true, format!("OK      {name}")),
         Err(e) if needs_request_values(&e) => {
-            match packer_validate(settings, dir, &path, &[], true) {
+            match packer_validate(settings, staging, &path, &[], true) {
                 Ok(()) => (true, format!("OK      {name} (syntax only: {})", unset(&e))),
                 Err(e) => (false, format!("FAILED  {name}: {e}")),
             }
@@ -255,10 +297,11 @@ fn declared_variables(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `packer validate`; the error is Packer's message on one line.
+/// `packer validate`, with the environment kiln gives every Packer and its temp folder in the
+/// scratch folder; the error is Packer's message on one line.
 fn packer_validate(
     settings: &Settings,
-    dir: &Path,
+    staging: &Staging,
     template: &Path,
     vars: &[(String, String)],
     syntax_only: bool,
@@ -274,8 +317,9 @@ fn packer_validate(
     }
     let out = cmd
         .arg(template)
-        .current_dir(dir)
-        .env("CHECKPOINT_DISABLE", "1")
+        .current_dir(staging.config_dir())
+        .envs(command::packer_env(settings))
+        .envs(temp::env(&staging.packer_temp()))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| format!("cannot run packer ({}): {e}", packer.display()))?;

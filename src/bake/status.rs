@@ -97,6 +97,8 @@ pub enum Cause {
     Canceled,
     Orphaned,
     LostOnRestart,
+    /// kiln's supervisor of the Packer run died; kiln stopped Packer so it cleaned up.
+    SupervisorDied,
 }
 
 impl Cause {
@@ -109,6 +111,7 @@ impl Cause {
             Cause::Canceled => "canceled",
             Cause::Orphaned => "orphaned",
             Cause::LostOnRestart => "lost_on_restart",
+            Cause::SupervisorDied => "supervisor_died",
         }
     }
 }

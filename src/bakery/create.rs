@@ -94,7 +94,7 @@ impl Bakery {
             .clone()
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let invocation = command::build(p, &settings, std::path::Path::new("<private>"));
+        let invocation = command::build(p, &settings);
         let masked = settings.masked_parameters();
         let now = now_ms();
         BakeRecord {

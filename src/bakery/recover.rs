@@ -24,6 +24,7 @@ impl Bakery {
     pub fn recover(&self) -> Result<Recovered, StoreError> {
         let mut found = Recovered::default();
         self.stop_settled_runs();
+        self.sweep_temp();
         // On a shared store, other instances' bakes are theirs (or settled by `ha` if they died).
         let shared = self.inner.store.is_shared();
         let (running, queued): (Vec<_>, Vec<_>) = self
@@ -138,14 +139,40 @@ impl Bakery {
                 continue;
             };
             let settled = matches!(self.inner.store.get(&id), Ok(Some(r)) if r.phase.is_finished());
-            if !settled || !layout::supervisor_alive(&dir) {
+            if !settled {
                 continue;
             }
-            if let Ok(Some(pgid)) = layout::read_pgid(&dir) {
+            // Also a Packer whose supervisor died: nobody else would stop it.
+            if let Ok(Some(pgid)) = layout::read_pgid(&dir)
+                && (layout::supervisor_alive(&dir) || run::group_alive(pgid))
+            {
                 tracing::warn!(bake = %id, "stopping a Packer run whose bake was settled while kiln was away");
                 let _ = signal_group(pgid, STOP_SIGNAL);
             }
         }
+    }
+}
+
+impl Bakery {
+    /// Removes what dead runs (and crashed validates) left in kiln's temp folder; the folders of
+    /// Packer runs that still live stay.
+    fn sweep_temp(&self) {
+        use crate::packer::run::layout;
+        let live: Vec<std::path::PathBuf> = std::fs::read_dir(self.data_dir().join("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|dir| {
+                layout::supervisor_alive(dir)
+                    || layout::read_pgid(dir)
+                        .ok()
+                        .flatten()
+                        .is_some_and(run::group_alive)
+            })
+            .filter_map(|dir| layout::read_spec(&dir).ok()?.temp_dir)
+            .collect();
+        crate::packer::temp::sweep(&self.data_dir(), &live);
     }
 }
 

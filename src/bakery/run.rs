@@ -5,7 +5,7 @@ use super::logs::{FLUSH_EVERY, LogSink};
 use super::{Bakery, lock, now_ms};
 use crate::bake::{Artifact, BakeDetails, BakeRecord, Cause, Phase};
 use crate::packer::command;
-use crate::packer::run::{self, Ending, Limits, Run, RunReport, RunSpec, StoppedBy};
+use crate::packer::run::{self, Ending, Limits, Run, RunReport, RunSpec, SecretVars, StoppedBy};
 use crate::providers::Prepared;
 use crate::store::Transition;
 use std::sync::{Arc, Mutex};
@@ -38,28 +38,39 @@ impl Bakery {
         } else {
             p
         };
-        let secret_dir = match private_dir() {
-            Ok(d) => d,
-            Err(e) => return self.fail_to_start(&record, &e),
-        };
-        let inv = command::build(p, &settings, secret_dir.path());
-        if let Some((path, body)) = &inv.secret_var_file
-            && let Err(e) = write_private(path, body)
-        {
-            return self.fail_to_start(&record, &e);
-        }
+        let inv = command::build(p, &settings);
+        // Secrets reach the supervisor (and so Packer) only through its environment: the
+        // credentials as Packer reads them, the masked variables under names of kiln's own,
+        // which the supervisor turns into an in-memory var file.
         let mut env = inv.env.clone();
         let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-        for (i, (_, v)) in p.secret_variables.iter().enumerate() {
-            let name = format!("KILN_REDACT_{i}");
-            env.push((name.clone(), v.clone()));
-            redact_env.push(name);
-        }
+        let secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
+            let vars = vars
+                .iter()
+                .enumerate()
+                .map(|(i, (name, value))| {
+                    let var = format!("KILN_SECRET_VAR_{i}");
+                    env.push((var.clone(), value.clone()));
+                    redact_env.push(var.clone());
+                    (name.clone(), var)
+                })
+                .collect();
+            SecretVars { at: *at, vars }
+        });
+        env.extend(inv.plain_env.iter().cloned());
+        let temp_dir = match crate::packer::temp::folder(&settings.data_dir(), "r")
+            .and_then(|dir| crate::packer::temp::check_socket_room(dir.path()).map(|()| dir))
+        {
+            Ok(dir) => dir,
+            Err(e) => return self.fail_to_start(&record, &e),
+        };
         let spec = RunSpec {
             argv: inv.argv.clone(),
             cwd: Some(settings.config_dir()),
             redact_env,
             max_log_bytes: settings.max_log_bytes(),
+            secret_vars,
+            temp_dir: Some(temp_dir.path().to_path_buf()),
         };
         // Request values in the command are shown escaped: they cannot forge a log line.
         tracing::info!(bake = %record.id, command = %crate::telemetry::Escaped(&record.recipe.command.join(" ")), "starting packer");
@@ -68,6 +79,8 @@ impl Bakery {
             Ok(run) => run,
             Err(e) => return self.fail_to_start(&record, &e),
         };
+        // From here the run owns the folder (its supervisor removes it).
+        let _ = temp_dir.keep();
         let limits = Limits {
             total: p.timeout,
             idle: p.idle_timeout,
@@ -75,7 +88,6 @@ impl Bakery {
         };
         self.follow(record, run, 0, SystemTime::now(), limits, token)
             .await;
-        drop(secret_dir);
     }
 
     /// Follows a run from `offset` until Packer has exited, then settles the bake.
@@ -167,10 +179,15 @@ impl Bakery {
             (Ending::Exited(0), None) => (Phase::Succeeded, Cause::Success, String::new()),
             (Ending::Exited(code), None) => (Phase::Failed, Cause::JobFailed, failure(&sink.outcome.errors, &format!("packer exited with code {code}"))),
             (Ending::Signaled(sig), None) => (Phase::Failed, Cause::JobFailed, format!("packer was killed by signal {sig}")),
+            (_, Some(StoppedBy::SupervisorDied)) => (
+                Phase::Failed,
+                Cause::SupervisorDied,
+                "kiln's supervisor of this bake's Packer run died, so nobody could record its result; kiln stopped Packer (the stop signal to its process group, then SIGKILL after kiln.jobs.killGrace) so it cleaned up its builder instance, key pair and security group; bake again".to_string(),
+            ),
             (Ending::Lost, None) => (
                 Phase::Failed,
                 Cause::LostOnRestart,
-                "the Packer run for this bake stopped while kiln was down, and its result is unknown; bake again".to_string(),
+                "the Packer run for this bake ended without a recorded result (its supervisor was gone, e.g. killed while kiln was down); bake again".to_string(),
             ),
         };
         let (phase, cause, error) = match after {
@@ -337,40 +354,4 @@ fn replay(sink: &mut LogSink, run_dir: &std::path::Path, upto: u64) {
     for line in String::from_utf8_lossy(&bytes[..end]).lines() {
         sink.replay(line);
     }
-}
-
-/// A private directory for a masked-variable file: 0700, outside the data dir, removed on drop.
-struct PrivateDir(std::path::PathBuf);
-
-impl PrivateDir {
-    fn path(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for PrivateDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn private_dir() -> std::io::Result<PrivateDir> {
-    use std::os::unix::fs::DirBuilderExt;
-    let base = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir = base.join(format!("kiln-{}", uuid::Uuid::new_v4()));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
-    Ok(PrivateDir(dir))
-}
-
-fn write_private(path: &std::path::Path, body: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(body.as_bytes())
 }

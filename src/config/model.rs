@@ -82,6 +82,9 @@ pub struct RoscoLocalJobs {
 pub struct PackerSettings {
     pub timestamp: bool,
     pub additional_parameters: Vec<String>,
+    /// kiln: `false` lets Packer phone home (HashiCorp's checkpoint service); by default every
+    /// Packer kiln starts gets `CHECKPOINT_DISABLE=1`.
+    pub checkpoint_disable: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -1,12 +1,16 @@
 //! The Packer command line for a recipe (Rosco's `packer build -color=false … -var k=v …
 //! <configDir>/<template>`), plus `-machine-readable` so kiln reads results from stable lines
-//! rather than prose. Secrets never go on the command line: credentials travel in the
-//! environment and masked variables in a private var file, because any local user can read a
-//! process's argv.
+//! rather than prose, and the environment every Packer kiln starts gets ([`packer_env`]).
+//! Secrets never go on the command line, nor into a file: credentials travel in the
+//! environment, and masked variables as a var file that exists only in the supervisor's memory
+//! (see [`crate::packer::run::SecretVars`]), because any local user can read a process's argv.
 
 use crate::config::Settings;
+use crate::packer::temp;
 use crate::providers::Prepared;
-use std::path::{Path, PathBuf};
+
+/// How the in-memory var file of masked variables shows in a displayed command line.
+pub const SECRET_VAR_FILE_SHOWN: &str = "-var-file=<masked variables, in memory>";
 
 /// How to start Packer for one bake.
 #[derive(Debug, Clone)]
@@ -14,34 +18,57 @@ pub struct Invocation {
     pub argv: Vec<String>,
     /// Extra environment (credentials). Secret: never logged or stored.
     pub env: Vec<(String, String)>,
-    /// The masked variables as a JSON var file, if any. Secret: written 0600 outside the data
-    /// dir and removed when the run ends.
-    pub secret_var_file: Option<(PathBuf, String)>,
+    /// Extra environment that is no secret ([`packer_env`]).
+    pub plain_env: Vec<(String, String)>,
+    /// The masked variables (secret), and where in `argv` their var-file argument goes.
+    pub secret_vars: Option<(usize, Vec<(String, String)>)>,
 }
 
 impl Invocation {
     /// The command line as kiln shows and stores it. Nothing secret is on it; variables named in
     /// `masked` are masked anyway, as Rosco's log does.
     pub fn shown(&self, masked: &[String]) -> Vec<String> {
-        self.argv
+        let mut shown: Vec<String> = self
+            .argv
             .iter()
             .map(|arg| match arg.split_once('=') {
                 Some((k, _)) if masked.iter().any(|m| m == k) => format!("{k}=******"),
                 _ => arg.clone(),
             })
-            .collect()
+            .collect();
+        if let Some((at, _)) = &self.secret_vars {
+            shown.insert(*at, SECRET_VAR_FILE_SHOWN.into());
+        }
+        shown
     }
 }
 
-/// Builds the invocation. `secret_dir` is where a masked-variable file would go.
-pub fn build(p: &Prepared, settings: &Settings, secret_dir: &Path) -> Invocation {
+/// The environment kiln adds for every Packer it starts (bakes and `kiln config validate`):
+/// `CHECKPOINT_DISABLE=1`, so Packer never phones home, unless the operator's config says
+/// `packer.checkpointDisable: false`.
+pub fn packer_env(settings: &Settings) -> Vec<(String, String)> {
+    if settings.packer.checkpoint_disable == Some(false) {
+        Vec::new()
+    } else {
+        vec![("CHECKPOINT_DISABLE".into(), "1".into())]
+    }
+}
+
+/// Builds the invocation.
+pub fn build(p: &Prepared, settings: &Settings) -> Invocation {
+    let plain_env = packer_env(settings);
     let mut argv = Vec::new();
     if p.run_as_root {
         argv.push("sudo".to_string());
-        let names: Vec<&str> = p.env.iter().map(|(k, _)| k.as_str()).collect();
-        if !names.is_empty() {
-            argv.push(format!("--preserve-env={}", names.join(",")));
-        }
+        // sudo resets the environment: keep what kiln sets, and Packer's temp folder.
+        let names: Vec<&str> = p
+            .env
+            .iter()
+            .chain(&plain_env)
+            .map(|(k, _)| k.as_str())
+            .chain(temp::ENV)
+            .collect();
+        argv.push(format!("--preserve-env={}", names.join(",")));
     }
     argv.push(settings.packer_path().display().to_string());
     argv.extend(["build", "-color=false", "-machine-readable"].map(String::from));
@@ -53,16 +80,8 @@ pub fn build(p: &Prepared, settings: &Settings, secret_dir: &Path) -> Invocation
         argv.push("-var".into());
         argv.push(format!("{k}={v}"));
     }
-    let secret_var_file = (!p.secret_variables.is_empty()).then(|| {
-        let map: serde_json::Map<String, serde_json::Value> = p
-            .secret_variables
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let path = secret_dir.join("secret-vars.json");
-        argv.push(format!("-var-file={}", path.display()));
-        (path, serde_json::Value::Object(map).to_string())
-    });
+    let secret_vars =
+        (!p.secret_variables.is_empty()).then(|| (argv.len(), p.secret_variables.clone()));
     if let Some(f) = &p.var_file {
         argv.push(format!("-var-file={}", f.display()));
     }
@@ -70,6 +89,78 @@ pub fn build(p: &Prepared, settings: &Settings, secret_dir: &Path) -> Invocation
     Invocation {
         argv,
         env: p.env.clone(),
-        secret_var_file,
+        plain_env,
+        secret_vars,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(yaml: &str) -> Settings {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn packer_never_phones_home_unless_the_operator_allows_it() {
+        let on = vec![("CHECKPOINT_DISABLE".to_string(), "1".to_string())];
+        assert_eq!(packer_env(&settings("{}")), on);
+        assert_eq!(
+            packer_env(&settings("packer: {checkpointDisable: true}")),
+            on
+        );
+        assert!(packer_env(&settings("packer: {checkpointDisable: false}")).is_empty());
+    }
+
+    fn prepared(run_as_root: bool) -> Prepared {
+        let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
+        Prepared {
+            provider: "aws".into(),
+            key: String::new(),
+            identity: Default::default(),
+            image_name: "img".into(),
+            app_version: None,
+            template_name: "t.json".into(),
+            template_path: "/cfg/t.json".into(),
+            var_file_name: Some("v.json".into()),
+            var_file: Some("/cfg/v.json".into()),
+            requested_attributes: Vec::new(),
+            variables: vec![pair("aws_region", "us-east-1")],
+            secret_variables: vec![pair("api_token", "s3cr3t-TOKEN")],
+            env: vec![pair("AWS_SECRET_ACCESS_KEY", "s3cr3t-KEY")],
+            run_as_root,
+            timeout: None,
+            idle_timeout: None,
+        }
+    }
+
+    #[test]
+    fn secrets_stay_off_the_command_line_and_out_of_files() {
+        let inv = build(&prepared(false), &settings("{}"));
+        let line = inv.argv.join(" ");
+        assert!(!line.contains("s3cr3t"), "{line}");
+        assert!(!line.contains("-var-file=/") || line.contains("-var-file=/cfg/v.json"));
+        let (at, vars) = inv.secret_vars.clone().expect("masked variables");
+        assert_eq!(
+            vars,
+            vec![("api_token".to_string(), "s3cr3t-TOKEN".to_string())]
+        );
+        // The in-memory var file goes before the operator's var file, as the private file did.
+        assert_eq!(inv.argv[at], "-var-file=/cfg/v.json");
+        let shown = inv.shown(&["api_token".to_string()]);
+        assert_eq!(shown[at], SECRET_VAR_FILE_SHOWN);
+        assert_eq!(shown.last().unwrap(), "/cfg/t.json");
+        assert_eq!(inv.plain_env, packer_env(&settings("{}")));
+    }
+
+    #[test]
+    fn sudo_keeps_the_environment_kiln_sets() {
+        let inv = build(&prepared(true), &settings("{}"));
+        assert_eq!(inv.argv[0], "sudo");
+        assert_eq!(
+            inv.argv[1],
+            "--preserve-env=AWS_SECRET_ACCESS_KEY,CHECKPOINT_DISABLE,TMPDIR,PACKER_TMP_DIR"
+        );
     }
 }

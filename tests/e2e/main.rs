@@ -13,6 +13,7 @@ mod ha;
 mod harness;
 mod hostile_requests;
 mod lifecycle;
+mod processes;
 mod qemu;
 mod recipes;
 mod vm;

@@ -52,6 +52,7 @@ impl TestRun {
             cwd: None,
             redact_env: vec![SECRET_VAR.to_string()],
             max_log_bytes,
+            ..Default::default()
         };
         let mut vars = vec![("FAKE_PACKER_MODE", mode)];
         vars.extend_from_slice(extra);

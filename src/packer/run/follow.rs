@@ -9,11 +9,20 @@
 //! Packer then cancels its builds and cleans up after itself (terminates the builder instance,
 //! deletes the temporary key pair and security group) before exiting 1. A bare SIGKILL would
 //! leak those cloud resources, so it comes only after `kill_grace`, if Packer has not ended.
+//!
+//! A Packer whose supervisor died without recording an end (killed, out of memory) is stopped
+//! the same way ([`StoppedBy::SupervisorDied`]), whether this kiln or a restarted one notices:
+//! nobody records its output or its result any more, and left alone it would keep its builder
+//! instance running. Its output FIFO is kept drained meanwhile, so its cleanup never blocks on a
+//! full pipe; that output is discarded (only the supervisor can redact it).
 
 use super::launch::Run;
 use super::layout::{self, ExitRecord};
 use super::signal;
 use super::tail::Tail;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +77,8 @@ pub enum StoppedBy {
     Canceled,
     Timeout,
     IdleTimeout,
+    /// The supervisor died while Packer ran: nobody would record its result.
+    SupervisorDied,
 }
 
 /// The outcome of [`Run::follow`].
@@ -105,6 +116,10 @@ struct Follow {
     killed: bool,
     ending: Option<Ending>,
     last_line: Option<String>,
+    /// Packer's output FIFO, opened by kiln once the supervisor is dead.
+    orphan_pipe: Option<File>,
+    /// Bytes of output read from `orphan_pipe` and dropped.
+    discarded: u64,
 }
 
 impl Run {
@@ -155,6 +170,8 @@ impl Follow {
             killed: false,
             ending: None,
             last_line: None,
+            orphan_pipe: None,
+            discarded: 0,
         }
     }
 
@@ -188,9 +205,41 @@ impl Follow {
         }
         if let Some(record) = self.read_exit() {
             self.ending = Some(record.into());
-        } else if !layout::supervisor_alive(&self.run.dir) && !signal::group_alive(self.run.pgid) {
+        } else if layout::supervisor_alive(&self.run.dir) {
+            // Still at work (or retrying to write `exit` to a full disk): wait for it.
+        } else if signal::group_alive(self.run.pgid) {
+            if !signal::process_alive(self.run.pgid) {
+                // Packer itself (the group's leader) has ended: what is left of its group goes,
+                // as its supervisor would have done.
+                let _ = signal::signal_group(self.run.pgid, signal::SIGKILL);
+            } else if self.stop.is_none() {
+                tracing::warn!(run_dir = %self.run.dir.display(), pgid = self.run.pgid, "the supervisor of a running packer died; stopping packer so it cleans up");
+                self.terminate(StoppedBy::SupervisorDied, Instant::now());
+            }
+            self.drain_orphan();
+        } else {
             // The supervisor writes `exit` before it dies: look once more, then give up.
             self.ending = Some(self.read_exit().map_or(Ending::Lost, Ending::from));
+        }
+    }
+
+    /// Reads and drops what Packer wrote since its supervisor died, so it never blocks on a full
+    /// pipe while it cleans up.
+    fn drain_orphan(&mut self) {
+        if self.orphan_pipe.is_none() {
+            self.orphan_pipe = File::options()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(self.run.dir.join(layout::OUTPUT_PIPE))
+                .ok();
+        }
+        let Some(pipe) = self.orphan_pipe.as_mut() else {
+            return;
+        };
+        let mut buf = [0u8; 16 * 1024];
+        // Until it would block (nothing more now) or ends (no writer left).
+        while let Ok(n @ 1..) = pipe.read(&mut buf) {
+            self.discarded += n as u64;
         }
     }
 
@@ -287,6 +336,16 @@ impl Follow {
     }
 
     fn report(self) -> RunReport {
+        if self.discarded > 0 {
+            tracing::warn!(run_dir = %self.run.dir.display(), bytes = self.discarded, "discarded packer output written after its supervisor died");
+        }
+        if let Some(dir) = &self.run.temp_dir
+            && self.run.supervisor.is_none()
+            && !layout::supervisor_alive(&self.run.dir)
+            && let Err(e) = crate::packer::temp::remove(dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove packer's temp folder");
+        }
         RunReport {
             ending: self.ending.unwrap_or(Ending::Lost),
             stopped_by: self.stop.map(|(why, _)| why),

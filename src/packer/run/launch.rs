@@ -26,6 +26,8 @@ pub struct Run {
     pub(super) pgid: i32,
     /// The supervisor, when this kiln process started it: its exit is the fastest end signal.
     pub(super) supervisor: Option<tokio::process::Child>,
+    /// Packer's temp folder, removed by kiln if the supervisor could not do it.
+    pub(super) temp_dir: Option<PathBuf>,
 }
 
 impl Run {
@@ -81,6 +83,7 @@ pub async fn start(
         dir,
         pgid,
         supervisor: Some(supervisor),
+        temp_dir: spec.temp_dir.clone(),
     })
 }
 
@@ -98,6 +101,7 @@ pub fn reattach(run_dir: &Path) -> Option<Run> {
         dir: run_dir.to_path_buf(),
         pgid: pgid.unwrap_or(0),
         supervisor: None,
+        temp_dir: layout::read_spec(run_dir).ok().and_then(|s| s.temp_dir),
     })
 }
 

@@ -6,6 +6,7 @@
 //! | `spec.json`      | kiln, before spawn   | what to run ([`RunSpec`]); never holds secrets        |
 //! | `lock`           | supervisor           | flock-held for the supervisor's whole life            |
 //! | `pgid`           | supervisor, atomic   | Packer's pid, which is also its process group id      |
+//! | `output.pipe`    | supervisor           | FIFO carrying Packer's stdout and stderr ([`OUTPUT_PIPE`]) |
 //! | `output.log`     | supervisor, appended | redacted, capped Packer output, one line per line     |
 //! | `exit`           | supervisor, atomic   | how Packer ended; written after the log is complete   |
 //! | `supervisor.log` | supervisor           | the supervisor's own stdout/stderr (diagnostics)      |
@@ -22,6 +23,11 @@ pub const SPEC: &str = "spec.json";
 pub const LOCK: &str = "lock";
 pub const PGID: &str = "pgid";
 pub const OUTPUT: &str = "output.log";
+/// Packer's stdout and stderr. A FIFO rather than an anonymous pipe, and opened read-write on
+/// Packer's side, so that Packer's writes never fail with EPIPE (a Go program dies of SIGPIPE on
+/// a broken stdout, before it could clean up its cloud resources) if the supervisor dies: kiln
+/// can then open the FIFO itself, keep it drained, and stop Packer cleanly.
+pub const OUTPUT_PIPE: &str = "output.pipe";
 pub const EXIT: &str = "exit";
 pub const SUPERVISOR_LOG: &str = "supervisor.log";
 
@@ -42,10 +48,43 @@ pub struct RunSpec {
     /// After this many bytes, `output.log` keeps only Packer's result lines.
     #[serde(default = "default_max_log_bytes")]
     pub max_log_bytes: u64,
+    /// Masked Packer variables, handed to Packer as a var file that exists only in memory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_vars: Option<SecretVars>,
+    /// Packer's private temp folder (`TMPDIR`, `PACKER_TMP_DIR`): created before the run,
+    /// removed once Packer's process group is gone (see [`crate::packer::temp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_dir: Option<PathBuf>,
+}
+
+/// Which Packer variables the supervisor builds its in-memory var file from: each value is read
+/// from the named variable of the supervisor's environment (so `spec.json` holds names only),
+/// and the file goes to Packer as one `-var-file=/proc/<supervisor>/fd/<n>` argument inserted
+/// into `argv` at index `at`. The descriptor is a sealed memfd: no file is ever on a disk, and
+/// a path under /proc also reaches a Packer started through `sudo` (which closes inherited
+/// descriptors). The variables named here are removed from Packer's own environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretVars {
+    pub at: usize,
+    /// `(Packer variable, environment variable holding its value)`.
+    pub vars: Vec<(String, String)>,
 }
 
 fn default_max_log_bytes() -> u64 {
     DEFAULT_MAX_LOG_BYTES
+}
+
+impl Default for RunSpec {
+    fn default() -> Self {
+        RunSpec {
+            argv: Vec::new(),
+            cwd: None,
+            redact_env: Vec::new(),
+            max_log_bytes: DEFAULT_MAX_LOG_BYTES,
+            secret_vars: None,
+            temp_dir: None,
+        }
+    }
 }
 
 /// How Packer ended, as stored in `exit`: `{"code": N}` or `{"signal": N}`.
@@ -63,6 +102,12 @@ pub fn write_atomic(dir: &Path, name: &str, contents: &[u8]) -> io::Result<()> {
     file.write_all(contents)?;
     file.sync_all()?;
     fs::rename(&tmp, dir.join(name))
+}
+
+/// Reads `spec.json`.
+pub fn read_spec(dir: &Path) -> io::Result<RunSpec> {
+    let bytes = fs::read(dir.join(SPEC))?;
+    serde_json::from_slice(&bytes).map_err(|e| io::Error::new(ErrorKind::InvalidData, e))
 }
 
 /// Reads `exit`; `Ok(None)` while it does not exist.

@@ -5,6 +5,11 @@
 //! The log is bounded: after `max_bytes`, one marker line is written and from then on only
 //! Packer's machine-readable result lines are kept (the bakery reads the bake's result from
 //! them), themselves bounded by [`RESULT_ALLOWANCE`].
+//!
+//! A write that fails (a full disk) loses nothing: what could not be written waits in memory, in
+//! order, and goes out with the next write or [`LogWriter::drain`]. While more than
+//! [`BACKLOG_LIMIT`] bytes wait, further lines are dropped (and counted in a note), except
+//! result lines: a bake whose Packer finished while the disk was full still gets its result.
 
 use crate::packer::redact::Redactor;
 use std::io::{self, BufRead, ErrorKind, Write};
@@ -17,6 +22,10 @@ pub const LINE_TRUNCATED: &str = "…[line truncated]";
 
 /// How many bytes of result lines are still kept once the log is full.
 pub const RESULT_ALLOWANCE: u64 = 1024 * 1024;
+
+/// How many bytes may wait in memory for a writable log before lines other than results are
+/// dropped.
+pub const BACKLOG_LIMIT: usize = 1024 * 1024;
 
 /// Machine-readable line types (third comma field) that carry a build's result.
 const RESULT_TYPES: [&[u8]; 4] = [b"artifact", b"artifact-count", b"error-count", b"error"];
@@ -77,8 +86,13 @@ pub struct LogWriter<W: Write> {
     out: W,
     redactor: Redactor,
     max_bytes: u64,
+    /// Bytes taken into the log (written or waiting in `backlog`).
     written: u64,
     state: State,
+    /// Bytes taken but not written yet (the last write failed).
+    backlog: Vec<u8>,
+    /// Lines dropped because the backlog was full, not yet reported in the log.
+    dropped: u64,
 }
 
 impl<W: Write> LogWriter<W> {
@@ -89,7 +103,33 @@ impl<W: Write> LogWriter<W> {
             max_bytes,
             written: 0,
             state: State::Open,
+            backlog: Vec::new(),
+            dropped: 0,
         }
+    }
+
+    /// Writes what waits in memory; `Ok` once nothing does.
+    pub fn drain(&mut self) -> io::Result<()> {
+        while !self.backlog.is_empty() {
+            match self.out.write(&self.backlog) {
+                Ok(0) => return Err(ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.backlog.drain(..n);
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.flush()?;
+        if self.dropped > 0 {
+            let note = format!(
+                "kiln: {} lines of Packer output were dropped while output.log could not be written\n",
+                std::mem::take(&mut self.dropped)
+            );
+            self.backlog.extend_from_slice(note.as_bytes());
+            return self.drain();
+        }
+        Ok(())
     }
 
     /// Appends one raw line of Packer output (`cut`: it was longer than [`MAX_LINE_BYTES`]).
@@ -150,10 +190,13 @@ impl<W: Write> LogWriter<W> {
     }
 
     fn write(&mut self, text: &str) -> io::Result<()> {
-        self.out.write_all(text.as_bytes())?;
-        self.out.flush()?;
+        if self.backlog.len() >= BACKLOG_LIMIT && !is_result_line(text.as_bytes()) {
+            self.dropped += 1;
+            return self.drain();
+        }
+        self.backlog.extend_from_slice(text.as_bytes());
         self.written += text.len() as u64;
-        Ok(())
+        self.drain()
     }
 }
 
@@ -239,6 +282,82 @@ mod tests {
         assert_eq!(
             String::from_utf8(writer.out).unwrap(),
             "before\nkiln: done\n"
+        );
+    }
+
+    /// A disk that is full for `full_for` writes, then takes everything.
+    struct FullDisk {
+        full_for: usize,
+        data: Vec<u8>,
+    }
+
+    impl Write for FullDisk {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.full_for > 0 {
+                self.full_for -= 1;
+                // A partial write first, as a filling disk does.
+                if self.full_for.is_multiple_of(2) && buf.len() > 3 {
+                    self.data.extend_from_slice(&buf[..3]);
+                    return Ok(3);
+                }
+                return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+            self.data.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_written_to_a_full_disk_wait_and_go_out_in_order_once_it_has_room() {
+        let disk = FullDisk {
+            full_for: 9,
+            data: Vec::new(),
+        };
+        let mut writer = LogWriter::new(disk, Redactor::new(["s3cr3t".to_string()]), 1000);
+        let input: [&[u8]; 4] = [b"one", b"two s3cr3t", b"1,x,artifact,0,id,ami-1", b"four"];
+        let mut failures = 0;
+        for raw in input {
+            failures += usize::from(writer.line(raw, false).is_err());
+        }
+        assert!(failures > 0, "the disk was full");
+        while writer.drain().is_err() {}
+        assert!(writer.backlog.is_empty());
+        assert_eq!(
+            String::from_utf8(writer.out.data).unwrap(),
+            "one\ntwo ******\n1,x,artifact,0,id,ami-1\nfour\n"
+        );
+    }
+
+    #[test]
+    fn a_full_backlog_drops_lines_but_keeps_results_and_says_so() {
+        let disk = FullDisk {
+            full_for: usize::MAX,
+            data: Vec::new(),
+        };
+        let mut writer = LogWriter::new(disk, Redactor::default(), u64::MAX);
+        let line = vec![b'x'; 64 * 1024];
+        for _ in 0..(BACKLOG_LIMIT / line.len() + 3) {
+            let _ = writer.line(&line, false);
+        }
+        let _ = writer.line(b"1,x,artifact,0,id,ami-1", false);
+        writer.out.full_for = 0;
+        writer.drain().unwrap();
+        let text = String::from_utf8(writer.out.data).unwrap();
+        assert!(text.contains("1,x,artifact,0,id,ami-1\n"));
+        assert!(
+            text.len() <= BACKLOG_LIMIT + 64 * 1024 + 200,
+            "{}",
+            text.len()
+        );
+        assert!(
+            text.ends_with(
+                " lines of Packer output were dropped while output.log could not be written\n"
+            ),
+            "{}",
+            &text[text.len() - 200..]
         );
     }
 

@@ -11,21 +11,25 @@
 //!   plugins and provisioner shells get the signal too ([`signal`]).
 //! - Stopping is SIGINT to the group, a grace period, then SIGKILL: Packer cleans up its cloud
 //!   resources when interrupted ([`STOP_SIGNAL`] says why SIGINT and not SIGTERM).
-//! - Secrets travel only in the supervisor's environment and never reach `output.log`
-//!   ([`crate::packer::redact`]).
+//! - Secrets travel only in the supervisor's environment and memory (masked variables reach
+//!   Packer as an in-memory var file, [`SecretVars`]), never in a file, and never reach
+//!   `output.log` ([`crate::packer::redact`]).
+//! - A Packer whose supervisor died is not left to run unsupervised: kiln stops it as it stops
+//!   a canceled bake, so it cleans up its cloud resources ([`StoppedBy::SupervisorDied`]).
 //! - `output.log` is bounded ([`log`]) and Packer's result lines survive the bound.
 
 mod follow;
 mod launch;
 pub mod layout;
 mod log;
+mod secret_file;
 pub mod signal;
 mod supervisor;
 mod tail;
 
 pub use follow::{Ending, Limits, RunReport, STOP_SIGNAL, StoppedBy};
 pub use launch::{Run, reattach, start};
-pub use layout::{ExitRecord, RunSpec};
+pub use layout::{ExitRecord, RunSpec, SecretVars};
 pub use log::{LINE_TRUNCATED, MAX_LINE_BYTES, is_result_line};
 pub use signal::{group_alive, signal_group};
 pub use supervisor::supervise;

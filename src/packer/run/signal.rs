@@ -50,6 +50,20 @@ pub fn group_alive(pgid: i32) -> bool {
     exists && live_member(pgid).unwrap_or(true)
 }
 
+/// Whether the process `pid` lives (a zombie does not count).
+pub fn process_alive(pid: i32) -> bool {
+    if pid <= 1 {
+        return false;
+    }
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
 /// Whether /proc shows a non-zombie process in the group; `None` when /proc cannot be read.
 fn live_member(pgid: i32) -> Option<bool> {
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
