@@ -115,6 +115,17 @@ impl Bakery {
 
     fn requeue(&self, record: BakeRecord) {
         let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        // The store keeps no secret: a masked value the request gave is `******` there, and
+        // baking with that would make a wrong image. Say so instead.
+        let masked = self.settings().masked_parameters();
+        if let Some(name) = redacted_attribute(&req, &masked) {
+            let error = format!(
+                "could not re-queue after a restart: the request set the masked variable \
+                 '{name}', whose value kiln does not keep at rest; bake again"
+            );
+            self.finish(&record.id, Phase::Failed, Cause::LostOnRestart, error);
+            return;
+        }
         match self.prepare(&record.region, &req) {
             Ok(prepared) => self.enqueue(record, prepared),
             Err(e) => {
@@ -182,4 +193,36 @@ fn never_started(run_dir: &std::path::Path) -> bool {
     !run_dir.join(layout::PGID).exists()
         && !run_dir.join(layout::EXIT).exists()
         && !layout::supervisor_alive(run_dir)
+}
+
+/// The first masked extended attribute whose stored value is the redaction mark.
+fn redacted_attribute(req: &BakeRequest, masked: &[String]) -> Option<String> {
+    req.extended_attributes
+        .iter()
+        .flatten()
+        .find(|(k, v)| masked.contains(k) && v.as_str() == Some("******"))
+        .map(|(k, _)| k.clone())
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_request_with_a_redacted_masked_value_is_told_apart() {
+        let masked = vec!["api_token".to_string()];
+        let req: BakeRequest = serde_json::from_value(serde_json::json!({
+            "extended_attributes": {"api_token": "******", "other": "******"}
+        }))
+        .unwrap();
+        assert_eq!(
+            redacted_attribute(&req, &masked).as_deref(),
+            Some("api_token")
+        );
+        let plain: BakeRequest = serde_json::from_value(serde_json::json!({
+            "extended_attributes": {"other": "******"}
+        }))
+        .unwrap();
+        assert_eq!(redacted_attribute(&plain, &masked), None);
+    }
 }
