@@ -430,3 +430,62 @@ files: {files}
         ami = seed["source_ami"].as_str().unwrap(),
     )
 }
+
+/// A unique marker for kiln's environment: every supervisor and Packer process inherits it.
+pub fn marker() -> String {
+    format!("KILN_TEST_MARK={}", uuid::Uuid::new_v4())
+}
+
+/// kiln started on `data` with the config `yaml`, the marker and `env` in its environment.
+pub fn start_marked(data: &Path, yaml: &str, mark: &str, env: &[(&str, &str)]) -> Kiln {
+    std::fs::create_dir_all(data).unwrap();
+    let config = data.join("kiln.yml");
+    std::fs::write(&config, yaml).unwrap();
+    let (k, v) = mark.split_once('=').unwrap();
+    let mut all = vec![(k, v)];
+    all.extend_from_slice(env);
+    Kiln::start_env(data, &config, &all)
+}
+
+/// Waits until no process carries the marker but the kiln processes named.
+pub fn assert_nothing_left(mark: &str, kilns: &[u32]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: Vec<String> = processes_mentioning(mark)
+            .into_iter()
+            .filter(|p| !kilns.iter().any(|k| p.starts_with(&format!("{k}:"))))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "processes left behind: {left:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits (up to two minutes) until the bake's log holds `needle`.
+pub fn wait_for_log(kiln: &Kiln, id: &str, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !kiln.log(id).contains(needle) {
+        assert!(
+            Instant::now() < deadline,
+            "'{needle}' never appeared; log: {}",
+            kiln.log(id)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A config from [`moto_config`] with one more configDir file in its `files:` map (a second
+/// `files:` map would clash).
+pub fn with_file(config: &str, name: &str, contents: &str) -> String {
+    let text = serde_json::to_string(contents).unwrap();
+    config.replacen(
+        "files: {",
+        &format!("files: {{\"profiles__rosco__packer__{name}\": {text},"),
+        1,
+    )
+}

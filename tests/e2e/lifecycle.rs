@@ -5,34 +5,9 @@
 
 use crate::harness::*;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "kilnLifecycleSecret/0123456789abcdefghij";
-
-/// A unique marker in kiln's environment: every supervisor and Packer process inherits it.
-fn marker() -> String {
-    format!("KILN_TEST_MARK={}", uuid::Uuid::new_v4())
-}
-
-/// Waits until no process but kiln itself carries the marker.
-fn assert_nothing_left(mark: &str, kiln_pid: Option<u32>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: Vec<String> = processes_mentioning(mark)
-            .into_iter()
-            .filter(|p| kiln_pid.is_none_or(|k| !p.starts_with(&format!("{k}:"))))
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes left behind: {left:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// The no-SSH moto template with a provisioner that sleeps, so a bake stays in flight.
 fn slow_template(seconds: u32) -> String {
@@ -46,42 +21,11 @@ fn slow_template(seconds: u32) -> String {
 }
 
 fn slow_config(moto: &Moto, seed: &Value, seconds: u32, extra: &str) -> String {
-    let files = json!({"profiles__rosco__packer__aws-ebs-slow.json": slow_template(seconds)});
     let base = moto_config(moto, seed, SECRET, extra).replace(
         "templateFile: aws-ebs-nossh.json",
         "templateFile: aws-ebs-slow.json",
     );
-    // Two `files:` maps would clash: merge the slow template into the existing one.
-    base.replacen(
-        "files: {",
-        &format!(
-            "files: {{\"profiles__rosco__packer__aws-ebs-slow.json\": {},",
-            files["profiles__rosco__packer__aws-ebs-slow.json"]
-        ),
-        1,
-    )
-}
-
-fn wait_for_log(kiln: &Kiln, id: &str, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while !kiln.log(id).contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "'{needle}' never appeared; log: {}",
-            kiln.log(id)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-fn start(data: &Path, yaml: &str, mark: &str, env: &[(&str, &str)]) -> Kiln {
-    std::fs::create_dir_all(data).unwrap();
-    let config = data.join("kiln.yml");
-    std::fs::write(&config, yaml).unwrap();
-    let (k, v) = mark.split_once('=').unwrap();
-    let mut all = vec![(k, v)];
-    all.extend_from_slice(env);
-    Kiln::start_env(data, &config, &all)
+    with_file(&base, "aws-ebs-slow.json", &slow_template(seconds))
 }
 
 fn id_of(v: &Value) -> String {
@@ -94,7 +38,7 @@ fn cancel_stops_packer_which_cleans_up_the_builder_instance_key_pair_and_securit
     let seed = moto.seed();
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let kiln = start(data.path(), &slow_config(&moto, &seed, 120, ""), &mark, &[]);
+    let kiln = start_marked(data.path(), &slow_config(&moto, &seed, 120, ""), &mark, &[]);
     let id = id_of(&kiln.bake(
         "us-east-1",
         &json!({"package": "nginx", "base_os": "ubuntu"}),
@@ -114,7 +58,7 @@ fn cancel_stops_packer_which_cleans_up_the_builder_instance_key_pair_and_securit
         (s["state"].as_str(), s["result"].as_str()),
         (Some("CANCELED"), Some("FAILURE"))
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 
     let instances = moto.inspect("instances", &["us-east-1"]);
     for i in instances.as_array().unwrap() {
@@ -153,7 +97,7 @@ fn a_sigkilled_kiln_reattaches_to_its_running_bake_and_settles_it_with_the_ami()
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
     let yaml = slow_config(&moto, &seed, 4, "");
-    let mut kiln = start(data.path(), &yaml, &mark, &[]);
+    let mut kiln = start_marked(data.path(), &yaml, &mark, &[]);
     let id = id_of(&kiln.bake(
         "us-east-1",
         &json!({"package": "nginx", "base_os": "ubuntu"}),
@@ -161,7 +105,7 @@ fn a_sigkilled_kiln_reattaches_to_its_running_bake_and_settles_it_with_the_ami()
     wait_for_log(&kiln, &id, "slow provisioner starts");
     kiln.kill();
 
-    let kiln = start(data.path(), &yaml, &mark, &[]);
+    let kiln = start_marked(data.path(), &yaml, &mark, &[]);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     let log = kiln.log(&id);
@@ -177,7 +121,7 @@ fn a_sigkilled_kiln_reattaches_to_its_running_bake_and_settles_it_with_the_ami()
         .unwrap()
         .to_string();
     assert_eq!(moto.inspect("image", &["us-east-1", &ami])["exists"], true);
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 }
 
 #[test]
@@ -187,7 +131,7 @@ fn a_graceful_stop_leaves_the_bake_running_for_the_next_start() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
     let yaml = slow_config(&moto, &seed, 3, "");
-    let mut kiln = start(data.path(), &yaml, &mark, &[]);
+    let mut kiln = start_marked(data.path(), &yaml, &mark, &[]);
     let id = id_of(&kiln.bake(
         "us-east-1",
         &json!({"package": "nginx", "base_os": "ubuntu"}),
@@ -199,11 +143,11 @@ fn a_graceful_stop_leaves_the_bake_running_for_the_next_start() {
         "Packer keeps baking while kiln is down"
     );
     std::thread::sleep(Duration::from_secs(4));
-    let kiln = start(data.path(), &yaml, &mark, &[]);
+    let kiln = start_marked(data.path(), &yaml, &mark, &[]);
     let s = kiln.wait(&id, Duration::from_secs(60));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
     assert!(kiln.log(&id).contains("slow provisioner done"));
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 }
 
 fn fake_config(extra: &str) -> String {
@@ -230,7 +174,7 @@ fn a_bake_whose_packer_died_while_kiln_was_down_ends_lost_not_running() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
     let yaml = fake_config("");
-    let mut kiln = start(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
+    let mut kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
     let id = id_of(&kiln.bake(
         "us-east-1",
         &json!({"package": "nginx", "base_os": "ubuntu"}),
@@ -243,8 +187,8 @@ fn a_bake_whose_packer_died_while_kiln_was_down_ends_lost_not_running() {
             .args(["-KILL", pid])
             .status();
     }
-    assert_nothing_left(&mark, None);
-    let kiln = start(data.path(), &yaml, &mark, &[]);
+    assert_nothing_left(&mark, &[]);
+    let kiln = start_marked(data.path(), &yaml, &mark, &[]);
     let s = kiln.get(&format!("/api/v1/us-east-1/status/{id}")).json();
     assert_eq!(
         (s["state"].as_str(), s["result"].as_str()),
@@ -264,7 +208,7 @@ fn the_total_and_no_output_limits_stop_packer_and_the_log_says_which_fired() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
     let yaml = fake_config("");
-    let kiln = start(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "silent")]);
+    let kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "silent")]);
     let idle = json!({"package": "a", "base_os": "ubuntu", "extended_attributes": {"kiln_idle_timeout": "1s"}});
     let id = id_of(&kiln.bake("us-east-1", &idle));
     assert_eq!(kiln.wait(&id, Duration::from_secs(30))["state"], "CANCELED");
@@ -275,10 +219,10 @@ fn the_total_and_no_output_limits_stop_packer_and_the_log_says_which_fired() {
         "{}",
         kiln.log(&id)
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
     drop(kiln);
 
-    let kiln = start(
+    let kiln = start_marked(
         data.path(),
         &yaml,
         &mark,
@@ -296,7 +240,7 @@ fn the_total_and_no_output_limits_stop_packer_and_the_log_says_which_fired() {
         log.contains("was killed"),
         "SIGTERM was ignored, so SIGKILL followed: {log}"
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
     let metrics = kiln.get("/metrics").body;
     assert!(metrics.contains("cause=\"timeout\""), "{metrics}");
 }
@@ -306,7 +250,7 @@ fn extra_bakes_wait_in_a_fifo_queue_that_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
     let yaml = fake_config("    maxConcurrent: 1");
-    let mut kiln = start(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
+    let mut kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
     let bake = |k: &Kiln, pkg: &str| {
         id_of(&k.bake("us-east-1", &json!({"package": pkg, "base_os": "ubuntu"})))
     };
@@ -331,7 +275,7 @@ fn extra_bakes_wait_in_a_fifo_queue_that_survives_a_restart() {
 
     wait_for_log(&kiln, &a, "Waiting for instance");
     kiln.kill();
-    let kiln = start(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
+    let kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
     assert_eq!(
         view(&kiln, &a)["phase"],
         "running",
@@ -356,7 +300,7 @@ fn extra_bakes_wait_in_a_fifo_queue_that_survives_a_restart() {
         kiln.get(&format!("/api/v1/us-east-1/cancel/{c}")).status,
         200
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 }
 
 #[test]
@@ -365,7 +309,7 @@ fn a_log_stream_follows_a_bake_live_and_ends_with_it() {
     let seed = moto.seed();
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let kiln = start(data.path(), &slow_config(&moto, &seed, 2, ""), &mark, &[]);
+    let kiln = start_marked(data.path(), &slow_config(&moto, &seed, 2, ""), &mark, &[]);
     let id = id_of(&kiln.bake(
         "us-east-1",
         &json!({"package": "nginx", "base_os": "ubuntu"}),
@@ -394,7 +338,7 @@ fn a_log_stream_follows_a_bake_live_and_ends_with_it() {
 fn delete_stops_a_running_bake_and_the_next_identical_request_bakes_again() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let kiln = start(
+    let kiln = start_marked(
         data.path(),
         &fake_config(""),
         &mark,
@@ -435,5 +379,5 @@ fn delete_stops_a_running_bake_and_the_next_identical_request_bakes_again() {
             .status,
         400
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 }

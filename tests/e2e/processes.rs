@@ -15,10 +15,6 @@ const SECRET: &str = "kilnProcessesSecret/0123456789abcdefghij";
 const NO_TMPDIR: &str = "/nonexistent/kiln-test/tmpdir";
 const NO_RUNTIME_DIR: &str = "/nonexistent/kiln-test/runtime";
 
-fn marker() -> String {
-    format!("KILN_TEST_MARK={}", uuid::Uuid::new_v4())
-}
-
 /// The no-SSH moto template, with a masked variable `kiln_token` that its provisioner prints
 /// (as a digest, and as-is to prove redaction), and a sleep that keeps the bake in flight.
 fn template(seconds: u32) -> String {
@@ -50,12 +46,7 @@ fn config(moto: &Moto, seed: &Value, seconds: u32) -> String {
             "templateFile: aws-ebs-nossh.json",
             "templateFile: aws-ebs-token.json",
         );
-    let file = serde_json::to_string(&template(seconds)).unwrap();
-    base.replacen(
-        "files: {",
-        &format!("files: {{\"profiles__rosco__packer__aws-ebs-token.json\": {file},"),
-        1,
-    )
+    with_file(&base, "aws-ebs-token.json", &template(seconds))
 }
 
 fn request() -> Value {
@@ -65,51 +56,16 @@ fn request() -> Value {
 /// kiln with the marker, no usable `$TMPDIR`/`$XDG_RUNTIME_DIR`, and an empty
 /// `CHECKPOINT_DISABLE` (which Packer takes as "phone home"): whatever Packer gets, kiln set.
 fn start(data: &Path, yaml: &str, mark: &str) -> Kiln {
-    std::fs::create_dir_all(data).unwrap();
-    let config = data.join("kiln.yml");
-    std::fs::write(&config, yaml).unwrap();
-    let (k, v) = mark.split_once('=').unwrap();
-    Kiln::start_env(
+    start_marked(
         data,
-        &config,
+        yaml,
+        mark,
         &[
-            (k, v),
             ("TMPDIR", NO_TMPDIR),
             ("XDG_RUNTIME_DIR", NO_RUNTIME_DIR),
             ("CHECKPOINT_DISABLE", ""),
         ],
     )
-}
-
-fn wait_for_log(kiln: &Kiln, id: &str, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !kiln.log(id).contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "'{needle}' never appeared; log: {}",
-            kiln.log(id)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// Waits until no process but kiln itself carries the marker.
-fn assert_nothing_left(mark: &str, kiln_pid: Option<u32>) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: Vec<String> = processes_mentioning(mark)
-            .into_iter()
-            .filter(|p| kiln_pid.is_none_or(|k| !p.starts_with(&format!("{k}:"))))
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "processes left behind: {left:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// The pid of the supervisor of bake `id`.
@@ -225,7 +181,7 @@ fn a_killed_supervisor_s_packer_is_stopped_and_cleans_up_its_builder_key_pair_an
         "bake settled {:?} after its supervisor was killed",
         began.elapsed()
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
     assert_cloud_clean(&moto);
     assert!(
         temp_entries(data.path()).is_empty(),
@@ -273,7 +229,7 @@ fn after_a_sigkill_of_kiln_and_its_supervisor_no_file_holds_a_secret_and_the_res
 
     let kiln = start(data.path(), &yaml, &mark);
     settled_by_supervisor_death(&kiln, &id);
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
     assert_cloud_clean(&moto);
     assert!(
         temp_entries(data.path()).is_empty(),
@@ -335,7 +291,7 @@ fn without_tmpdir_a_bake_with_a_masked_variable_and_validate_work_and_leave_no_t
         view.contains("<masked variables, in memory>"),
         "the shown command says where the masked variables went: {view}"
     );
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
     assert!(
         temp_entries(data.path()).is_empty(),
         "{:?}",
@@ -462,5 +418,5 @@ kiln:
     );
     let bake = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json();
     assert_eq!(bake["ami"], "ami-0fulldisk", "{bake}");
-    assert_nothing_left(&mark, Some(kiln.pid()));
+    assert_nothing_left(&mark, &[kiln.pid()]);
 }

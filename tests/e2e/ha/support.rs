@@ -179,31 +179,8 @@ pub(super) fn poll(
     }
 }
 
-pub(super) fn wait_for_log(kiln: &Kiln, id: &str, needle: &str) {
-    let path = format!("/api/v1/us-east-1/logs/{id}");
-    poll(kiln, &path, Duration::from_secs(30), |l| {
-        l["logsContent"].as_str().unwrap_or("").contains(needle)
-    });
-}
-
 pub(super) fn view(kiln: &Kiln, id: &str) -> Value {
     kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json()
-}
-
-/// Waits until no process carries `mark` but the kiln processes named.
-pub(super) fn assert_nothing_left(mark: &str, kilns: &[u32]) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left: Vec<String> = processes_mentioning(mark)
-            .into_iter()
-            .filter(|p| !kilns.iter().any(|k| p.starts_with(&format!("{k}:"))))
-            .collect();
-        if left.is_empty() {
-            return;
-        }
-        assert!(Instant::now() < deadline, "left behind: {left:#?}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 pub(super) fn kill_marked(mark: &str) {
