@@ -1,7 +1,7 @@
 //! Test harness: a blocking HTTP client, a moto server, and a kiln process, each stopped by PID
 //! when dropped.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -488,4 +488,28 @@ pub fn with_file(config: &str, name: &str, contents: &str) -> String {
         &format!("files: {{\"profiles__rosco__packer__{name}\": {text},"),
         1,
     )
+}
+
+/// No builder instance running, no key pair, no security group but the VPC defaults.
+pub fn assert_cloud_clean(moto: &Moto) {
+    for i in moto
+        .inspect("instances", &["us-east-1"])
+        .as_array()
+        .unwrap()
+    {
+        assert_eq!(i["state"], "terminated", "builder instance left: {i}");
+    }
+    assert_eq!(
+        moto.inspect("keypairs", &["us-east-1"]),
+        json!([]),
+        "temporary key pair left"
+    );
+    let groups = moto.inspect("security-groups", &["us-east-1"]);
+    let left: Vec<_> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| g["group_name"] != "default")
+        .collect();
+    assert!(left.is_empty(), "temporary security group left: {left:?}");
 }

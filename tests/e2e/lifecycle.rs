@@ -60,23 +60,7 @@ fn cancel_stops_packer_which_cleans_up_the_builder_instance_key_pair_and_securit
     );
     assert_nothing_left(&mark, &[kiln.pid()]);
 
-    let instances = moto.inspect("instances", &["us-east-1"]);
-    for i in instances.as_array().unwrap() {
-        assert_eq!(i["state"], "terminated", "builder instance left: {i}");
-    }
-    assert_eq!(
-        moto.inspect("keypairs", &["us-east-1"]),
-        json!([]),
-        "temporary key pair left"
-    );
-    let groups = moto.inspect("security-groups", &["us-east-1"]);
-    let left: Vec<_> = groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["group_name"] != "default")
-        .collect();
-    assert!(left.is_empty(), "temporary security group left: {left:?}");
+    assert_cloud_clean(&moto);
     assert!(
         kiln.log(&id).contains("Cancelling build"),
         "{}",

@@ -85,30 +85,6 @@ fn kill9(pid: &str) {
     assert!(status.success());
 }
 
-/// No builder instance running, no key pair, no security group but the VPC defaults.
-fn assert_cloud_clean(moto: &Moto) {
-    for i in moto
-        .inspect("instances", &["us-east-1"])
-        .as_array()
-        .unwrap()
-    {
-        assert_eq!(i["state"], "terminated", "builder instance left: {i}");
-    }
-    assert_eq!(
-        moto.inspect("keypairs", &["us-east-1"]),
-        json!([]),
-        "temporary key pair left"
-    );
-    let groups = moto.inspect("security-groups", &["us-east-1"]);
-    let left: Vec<_> = groups
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|g| g["group_name"] != "default")
-        .collect();
-    assert!(left.is_empty(), "temporary security group left: {left:?}");
-}
-
 fn assert_builder_running(moto: &Moto) {
     let instances = moto.inspect("instances", &["us-east-1"]);
     assert!(
