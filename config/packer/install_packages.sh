@@ -13,8 +13,9 @@
 # Every package is installed on its own, in the given order, so the log names the one that failed
 # and later packages can rely on earlier ones. Package names come after `--` and every expansion
 # is quoted, so nothing in `packages` or `repository` becomes an option or a command (kiln also
-# refuses such package names before Packer runs; this script holds on its own). The repository files this script adds are removed
-# again, also when it fails, so the image never carries (credentialed) bake-time repositories.
+# refuses such package names before Packer runs; this script holds on its own). The repository
+# files this script adds are removed again, also when it fails, so the image never carries
+# (credentialed) bake-time repositories.
 #
 # Not supported (unlike Rosco's script): /tmp/artifacts.json package artifacts. kiln's AWS
 # templates never upload that file; if it is present we say so and ignore it.
