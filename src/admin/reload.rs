@@ -16,8 +16,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Settings (and sections) read once at start: the listener, the data dir, the store and its
-/// connection, the heartbeat.
-const FIXED: [&str; 5] = ["server", "kiln.dataDir", "kiln.store", "kiln.ha", "redis"];
+/// connection, the heartbeat, the HTTP server's limits.
+const FIXED: [&str; 6] = [
+    "server",
+    "kiln.dataDir",
+    "kiln.store",
+    "kiln.ha",
+    "kiln.http",
+    "redis",
+];
 
 fn is_fixed(path: &str) -> bool {
     FIXED

@@ -97,6 +97,8 @@ pub enum Cause {
     Canceled,
     Orphaned,
     LostOnRestart,
+    /// kiln itself failed (a panic in the bake's task); the log says more.
+    InternalError,
 }
 
 impl Cause {
@@ -109,6 +111,7 @@ impl Cause {
             Cause::Canceled => "canceled",
             Cause::Orphaned => "orphaned",
             Cause::LostOnRestart => "lost_on_restart",
+            Cause::InternalError => "internal_error",
         }
     }
 }

@@ -8,6 +8,7 @@ use super::{Bakery, lock};
 use crate::bake::{BakeRecord, BakeRequest, Cause, Phase};
 use crate::packer::run::{self, Limits};
 use crate::store::StoreError;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -35,24 +36,46 @@ impl Bakery {
             .partition(|r| r.phase == Phase::Running);
         // Re-attached runs take their slots before anything queued may start.
         for record in running {
-            if never_started(&self.run_dir(&record.id)) {
-                // Stopped after the bake was marked running but before Packer started: nothing
-                // ran, so it simply starts again.
-                let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
-                self.requeue(record);
-                found.requeued += 1;
-            } else if self.reattach(record.clone()) {
-                found.reattached += 1;
-            } else {
-                self.settle_lost(&record);
-                found.lost += 1;
-            }
+            let id = record.id.clone();
+            self.recover_one(&id, || {
+                if never_started(&self.run_dir(&record.id)) {
+                    // Stopped after the bake was marked running but before Packer started:
+                    // nothing ran, so it simply starts again.
+                    let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
+                    self.requeue(record);
+                    found.requeued += 1;
+                } else if self.reattach(record.clone()) {
+                    found.reattached += 1;
+                } else {
+                    self.settle_lost(&record);
+                    found.lost += 1;
+                }
+            });
         }
         for record in queued {
-            self.requeue(record);
-            found.requeued += 1;
+            let id = record.id.clone();
+            self.recover_one(&id, || {
+                self.requeue(record);
+                found.requeued += 1;
+            });
         }
         Ok(found)
+    }
+
+    /// Recovers one stored bake. A panic on an odd record settles that bake FAILED
+    /// (`internal_error`) and start-up goes on: one record must not put kiln in a crash loop.
+    fn recover_one(&self, id: &str, recover: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(recover)) {
+            let what = crate::telemetry::panic_text(&*panic);
+            tracing::error!(bake = %id, panic = ?what, "recovering a stored bake panicked; settling it");
+            self.finish(
+                id,
+                Phase::Failed,
+                Cause::InternalError,
+                "kiln could not recover this bake after a restart (see kiln's log); bake again"
+                    .into(),
+            );
+        }
     }
 
     fn reattach(&self, record: BakeRecord) -> bool {
@@ -86,8 +109,8 @@ impl Bakery {
         // was lowered while kiln was down: the run exists either way).
         self.occupy_slot();
         let bakery = self.clone();
-        tokio::spawn(async move {
-            let id = record.id.clone();
+        let id = record.id.clone();
+        self.spawn_in_slot(id.clone(), async move {
             let _ = bakery.inner.store.append_log(
                 &id,
                 "kiln: re-attached to this bake's Packer run after a restart\n",
@@ -95,8 +118,6 @@ impl Bakery {
             bakery
                 .follow(record, run, offset, started, limits, token)
                 .await;
-            lock(&bakery.inner.active).remove(&id);
-            bakery.release_slot();
         });
         true
     }
