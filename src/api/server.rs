@@ -11,9 +11,10 @@
 //!   cannot keep `/health` or a bake request out; if every open connection has made a request,
 //!   the new one is closed at once rather than left in the kernel's backlog. Stopping `accept`
 //!   instead would let the same flood hold every slot until the timeout, over and over.
-//! - **Graceful stop**: on stop, the listener closes, every connection finishes the request it
-//!   is serving and closes; live log streams end on the same signal (see `kiln::stream_logs`).
-//!   Whatever is still open after [`SHUTDOWN_GRACE`] is dropped.
+//! - **Graceful stop**: on stop, the listener closes, connections that never sent a request
+//!   close at once, the others finish the request they are serving and close; live log streams
+//!   end on the same signal (see `kiln::stream_logs`). Whatever is still open after
+//!   [`SHUTDOWN_GRACE`] is dropped.
 //!
 //! The accept loop and the eviction are hand-written: hyper-util's `auto` server and axum's
 //! `serve` have neither a connection cap nor eviction.
@@ -131,8 +132,11 @@ pub async fn serve(
                     tracing::debug!("closed a connection that sent no request, to admit a new one");
                 }
                 _ = stop.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(grace, conn).await;
+                    // A connection that never sent a whole request head has nothing to finish.
+                    if slot.served.load(Ordering::Relaxed) {
+                        conn.as_mut().graceful_shutdown();
+                        let _ = tokio::time::timeout(grace, conn).await;
+                    }
                 }
             }
             drop(slot);

@@ -690,7 +690,10 @@ mod tests {
         store.create(&sample_record("b-2", "i-2"), true).unwrap();
         store
             .conn()
-            .execute("UPDATE bakes SET phase = 'bogus' WHERE id = 'b-1'", [])
+            .execute(
+                "UPDATE bakes SET request = '{not json' WHERE id = 'b-1'",
+                [],
+            )
             .unwrap();
         let ids: Vec<String> = store
             .unfinished()

@@ -12,4 +12,5 @@ mod harness;
 mod lifecycle;
 mod qemu;
 mod recipes;
+mod server_defences;
 mod vm;
