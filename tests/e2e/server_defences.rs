@@ -65,7 +65,7 @@ fn start(data: &Path, yaml: &str, env: &[(&str, &str)], nofile: Option<(u64, u64
 
 /// One request with a short read timeout: a server that cannot answer fails the test quickly.
 fn quick(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    let mut s = connect(addr).map_err(|e| format!("connect: {e}"))?;
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let req = format!(
         "{method} {path} HTTP/1.1\r\nHost: kiln\r\nConnection: close\r\n\
@@ -85,12 +85,21 @@ fn quick(addr: &str, method: &str, path: &str, body: &str) -> Result<(u16, Strin
     Ok((status, text))
 }
 
+/// A connection that gives up after 2 s (a server that accepts nothing fills its backlog, and
+/// then a plain connect waits for minutes).
+fn connect(addr: &str) -> std::io::Result<TcpStream> {
+    let s = TcpStream::connect_timeout(&addr.parse().unwrap(), Duration::from_secs(2))?;
+    s.set_write_timeout(Some(Duration::from_secs(5)))?;
+    Ok(s)
+}
+
 /// `n` connections that never finish a request: every other one sends half a request head,
 /// the rest send nothing.
 fn half_open(addr: &str, n: usize) -> Vec<TcpStream> {
+    // Stops at the first connection that cannot be made: the server takes no more.
     (0..n)
-        .filter_map(|i| {
-            let mut s = TcpStream::connect(addr).ok()?;
+        .map_while(|i| {
+            let mut s = connect(addr).ok()?;
             if i % 2 == 0 {
                 let _ = s.write_all(b"GET /health HTTP/1.1\r\nHost: kiln\r\nX-Slow: ");
             }
