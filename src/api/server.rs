@@ -81,18 +81,25 @@ pub async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout);
-    let mut refused_logged = false;
+    // Each trouble is logged once when it starts, not for every connection.
+    let (mut refused_logged, mut accept_failing) = (false, false);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
             a = listener.accept() => a,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                accept_failing = false;
+                stream
+            }
             Err(e) => {
                 // Out of file descriptors (EMFILE/ENFILE) or a connection reset before accept:
                 // wait a moment rather than spin; connections closing free descriptors.
-                tracing::warn!(error = %e, "cannot accept a connection");
+                if !accept_failing {
+                    tracing::warn!(error = %e, "cannot accept a connection; retrying");
+                    accept_failing = true;
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
