@@ -113,6 +113,7 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
             "http": {
                 "headerReadTimeout": duration(&k.http.header_read_timeout),
                 "maxConnections": k.http.max_connections,
+                "requestTimeout": duration(&k.http.request_timeout),
             },
         },
         "files": files,

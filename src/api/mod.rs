@@ -15,11 +15,13 @@ pub use error::ApiError;
 use crate::bakery::Bakery;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, post};
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Request bodies over this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -65,10 +67,17 @@ fn routes() -> Router<Bakery> {
         )
 }
 
-/// What every route gets: request metrics, the body limit, the stop signal, and a 500 (not a
+/// What every route gets: request metrics, the body limit, a time limit (a client that stalls
+/// in its body gets 408, `kiln.http.requestTimeout`), the stop signal, and a 500 (not a
 /// dropped connection) when a handler panics; the server keeps serving either way.
 fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationToken) -> Router {
+    let request_timeout = bakery.settings().request_timeout();
     routes
+        // Inside the metrics layer, so a 408 is counted.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             bakery.clone(),
             count_requests,
@@ -93,7 +102,6 @@ async fn count_requests(State(bakery): State<Bakery>, req: Request, next: Next) 
 mod tests {
     use super::*;
     use axum::body::Body;
-    use axum::http::StatusCode;
     use tower::ServiceExt;
 
     #[tokio::test]

@@ -255,6 +255,9 @@ pub struct KilnHttp {
     /// Open connections at most (default 1024, and never more than the open-files limit
     /// leaves room for).
     pub max_connections: Option<usize>,
+    /// The longest one request may take before its answer starts, reading its body included
+    /// (default 30s); a log stream's answer starts at once.
+    pub request_timeout: Option<DurationText>,
 }
 
 /// `kiln.ha`: how instances sharing a store (`kiln.store: redis`) tell each other they live.
@@ -375,6 +378,16 @@ impl Settings {
             .map(|d| d.0)
             .filter(|d| !d.is_zero())
             .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// `kiln.http.requestTimeout` (default 30s; never zero).
+    pub fn request_timeout(&self) -> Duration {
+        self.kiln
+            .http
+            .request_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(30))
     }
 
     /// `kiln.http.maxConnections` as configured (default 1024); the server lowers it to what

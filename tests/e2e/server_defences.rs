@@ -243,6 +243,32 @@ fn idle_and_half_open_connections_are_dropped_after_the_header_read_timeout() {
     assert_eq!(status, 200);
 }
 
+#[test]
+fn a_request_whose_body_stalls_is_answered_408_after_the_request_timeout() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = start(
+        data.path(),
+        &config("  http:\n    requestTimeout: 1s"),
+        &[],
+        None,
+    );
+    let mut s = connect(&kiln.addr).unwrap();
+    let t = Instant::now();
+    s.write_all(
+        b"POST /api/v1/us-east-1/bake HTTP/1.1\r\nHost: kiln\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"package\": ",
+    )
+    .unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = [0u8; 64];
+    let n = s.read(&mut answer).expect("kiln answers a stalled body");
+    let took = t.elapsed();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(took < Duration::from_secs(3), "answered after {took:?}");
+    eprintln!("a stalled body was answered 408 after {took:?}");
+}
+
 /// Opens the live log stream of a bake and reads until its first log event.
 fn open_stream(addr: &str, id: &str) -> TcpStream {
     let mut s = TcpStream::connect(addr).unwrap();
