@@ -166,7 +166,7 @@ pub(super) mod tests {
 
     /// The package name that makes a bake's task panic: only in this crate's unit tests
     /// (`cfg(test)`), never in a build of kiln.
-    const PANIC_PACKAGE: &str = "kiln-test-panic-in-bake-task";
+    pub(in crate::bakery) const PANIC_PACKAGE: &str = "kiln-test-panic-in-bake-task";
 
     pub(in crate::bakery) fn maybe_panic(record: &BakeRecord) {
         if record.request["package"] == PANIC_PACKAGE {
@@ -174,7 +174,7 @@ pub(super) mod tests {
         }
     }
 
-    fn bakery(dir: &std::path::Path) -> Bakery {
+    pub(in crate::bakery) fn bakery(dir: &std::path::Path) -> Bakery {
         let yaml = format!(
             r#"aws:
   enabled: true
@@ -198,7 +198,7 @@ kiln:
         Bakery::new(settings, store, dir.join("no-such-kiln"))
     }
 
-    fn request(package: &str) -> BakeRequest {
+    pub(in crate::bakery) fn request(package: &str) -> BakeRequest {
         serde_json::from_value(serde_json::json!({"package": package, "base_os": "ubuntu"}))
             .unwrap()
     }

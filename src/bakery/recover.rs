@@ -134,6 +134,8 @@ impl Bakery {
     }
 
     fn requeue(&self, record: BakeRecord) {
+        #[cfg(test)]
+        super::queue::tests::maybe_panic(&record);
         let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
         match self.prepare(&record.region, &req) {
             Ok(prepared) => self.enqueue(record, prepared),
@@ -176,4 +178,37 @@ fn never_started(run_dir: &std::path::Path) -> bool {
     !run_dir.join(layout::PGID).exists()
         && !run_dir.join(layout::EXIT).exists()
         && !layout::supervisor_alive(run_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::queue::tests::{PANIC_PACKAGE, bakery, request};
+    use crate::bake::{Cause, Phase};
+
+    #[tokio::test]
+    async fn a_stored_bake_whose_recovery_panics_is_settled_and_start_up_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let bakery = bakery(dir.path());
+        let mut ids = Vec::new();
+        for package in [PANIC_PACKAGE, "nginx"] {
+            let req = request(package);
+            let prepared = bakery.prepare("us-east-1", &req).unwrap();
+            let record = bakery.new_record("us-east-1", &req, &prepared);
+            bakery.store().create(&record, true).unwrap();
+            ids.push(record.id);
+        }
+        let found = bakery.recover().expect("start-up goes on");
+        assert_eq!(found.requeued, 1);
+        let odd = bakery.store().get(&ids[0]).unwrap().unwrap();
+        assert_eq!(
+            (odd.phase, odd.cause),
+            (Phase::Failed, Some(Cause::InternalError))
+        );
+        assert!(odd.error.unwrap().contains("could not recover"));
+        assert_ne!(
+            bakery.store().get(&ids[1]).unwrap().unwrap().phase,
+            Phase::Failed,
+            "the other bake was re-queued"
+        );
+    }
 }
