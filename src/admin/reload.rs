@@ -181,6 +181,7 @@ mod tests {
     fn fixed_settings_are_matched_by_section() {
         assert!(is_fixed("server.port") && is_fixed("redis.connection"));
         assert!(is_fixed("kiln.ha.heartbeat") && !is_fixed("kiln.jobs.maxConcurrent"));
+        assert!(is_fixed("kiln.http.maxConnections"));
         assert!(!is_fixed("serverless"));
     }
 
