@@ -4,7 +4,9 @@
 //!
 //! A graceful stop stops taking requests and leaves running bakes to their supervisors: Packer
 //! keeps baking, and the next start re-attaches each run and settles it. Waiting for bakes
-//! instead could hold a deploy for an hour, and killing them would leak cloud resources.
+//! instead could hold a deploy for an hour, and killing them would leak cloud resources. The
+//! stop has a deadline: open connections and live log streams get `api::server::SHUTDOWN_GRACE`,
+//! then kiln exits whatever its clients do.
 
 use crate::admin::Reloader;
 use crate::bakery::Bakery;
@@ -14,7 +16,9 @@ use anyhow::Context;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// `kiln serve`: runs until SIGINT or SIGTERM.
 pub fn serve(
@@ -39,11 +43,12 @@ pub fn serve(
     if let Some(d) = data_dir {
         settings.kiln.data_dir = Some(d);
     }
+    let open_files = crate::api::server::raise_open_files_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let addr: SocketAddr = format!("{}:{}", settings.server.address, settings.server.port)
             .parse()
             .with_context(|| {
@@ -56,7 +61,9 @@ pub fn serve(
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let data_dir = settings.data_dir();
-        let app = Application::build(settings, listener)?.with_reloader(reloader.clone());
+        let app = Application::build(settings, listener)?
+            .with_reloader(reloader.clone())
+            .with_open_files(open_files);
         crate::admin::reload::watch_sighup(reloader, app.bakery().clone())?;
         // Where a client (or a test that asked for port 0) finds this server.
         let bound = app.listener.local_addr()?;
@@ -72,13 +79,19 @@ pub fn serve(
                 "cannot write kiln.addr; `kiln deploy apply` then finds kiln by server.address and --port");
         }
         app.run_until_stopped(shutdown_signal()).await
-    })
+    });
+    // Work still on the runtime (a blocking store call, a log tail) must not hold the exit:
+    // every bake it serves is re-attached and settled by the next start.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }
 
 pub struct Application {
     listener: TcpListener,
     bakery: Bakery,
     reloader: Option<Arc<Reloader>>,
+    /// The open-files limit in force, which bounds `kiln.http.maxConnections`.
+    open_files: u64,
 }
 
 impl Application {
@@ -105,6 +118,7 @@ impl Application {
             listener,
             bakery,
             reloader: None,
+            open_files: 1024,
         })
     }
 
@@ -118,6 +132,12 @@ impl Application {
         self
     }
 
+    /// The open-files limit the server sizes its connection cap by.
+    pub fn with_open_files(mut self, open_files: u64) -> Self {
+        self.open_files = open_files;
+        self
+    }
+
     pub fn bakery(&self) -> &Bakery {
         &self.bakery
     }
@@ -127,14 +147,27 @@ impl Application {
         stop: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let addr = self.listener.local_addr()?;
-        tracing::info!(%addr, instance = self.bakery.instance_id(), "kiln is serving");
+        let limits = crate::api::server::Limits::new(&self.bakery.settings(), self.open_files);
+        tracing::info!(
+            %addr,
+            instance = self.bakery.instance_id(),
+            max_connections = limits.max_connections,
+            header_read_timeout = ?limits.header_read_timeout,
+            "kiln is serving"
+        );
         let bakery = self.bakery.clone();
-        let mut router = crate::api::router(self.bakery);
+        let stopping = CancellationToken::new();
+        let mut router = crate::api::router(self.bakery, stopping.clone());
         if let Some(reloader) = self.reloader {
             router = router.layer(axum::Extension(reloader));
         }
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(stop)
+        let signal = stopping.clone();
+        tokio::spawn(async move {
+            stop.await;
+            tracing::info!("stopping: no new connections; open ones get a few seconds");
+            signal.cancel();
+        });
+        crate::api::server::serve(self.listener, router, limits, stopping)
             .await
             .context("the HTTP server failed")?;
         bakery.shutdown();

@@ -16,8 +16,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Settings (and sections) read once at start: the listener, the data dir, the store and its
-/// connection, the heartbeat.
-const FIXED: [&str; 5] = ["server", "kiln.dataDir", "kiln.store", "kiln.ha", "redis"];
+/// connection, the heartbeat, the HTTP server's limits.
+const FIXED: [&str; 6] = [
+    "server",
+    "kiln.dataDir",
+    "kiln.store",
+    "kiln.ha",
+    "kiln.http",
+    "redis",
+];
 
 fn is_fixed(path: &str) -> bool {
     FIXED
@@ -174,6 +181,7 @@ mod tests {
     fn fixed_settings_are_matched_by_section() {
         assert!(is_fixed("server.port") && is_fixed("redis.connection"));
         assert!(is_fixed("kiln.ha.heartbeat") && !is_fixed("kiln.jobs.maxConcurrent"));
+        assert!(is_fixed("kiln.http.maxConnections"));
         assert!(!is_fixed("serverless"));
     }
 

@@ -110,6 +110,11 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
                 "orphanTimeout": duration(&k.ha.orphan_timeout),
                 "heartbeat": duration(&k.ha.heartbeat),
             },
+            "http": {
+                "headerReadTimeout": duration(&k.http.header_read_timeout),
+                "maxConnections": k.http.max_connections,
+                "requestTimeout": duration(&k.http.request_timeout),
+            },
         },
         "files": files,
         "spectator": yaml(&s.spectator),

@@ -57,6 +57,13 @@ impl ApiError {
     }
 }
 
+/// The answer when a handler panicked: a 500 in the usual shape; what panicked goes to kiln's
+/// log only (it may hold request values).
+pub fn panicked(panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = crate::telemetry::panic_text(&*panic);
+    ApiError::internal("", format!("a request handler panicked: {what:?}")).into_response()
+}
+
 impl From<(&str, crate::store::StoreError)> for ApiError {
     fn from((path, e): (&str, crate::store::StoreError)) -> Self {
         match e {

@@ -1,11 +1,11 @@
 //! kiln's own view of a bake, next to Rosco's v1 shapes: its phase (with `queued` and the queue
 //! position), why it ended, its identity and the inputs behind it, and a live log stream.
 
-use super::ApiError;
+use super::{ApiError, Stopping};
 use crate::bake::BakeRecord;
 use crate::bakery::Bakery;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
@@ -71,7 +71,8 @@ pub async fn create(
 pub fn reuse_reason(r: &BakeRecord) -> String {
     format!(
         "same identity ({}) as bake {}, created at {} ms since the epoch and {}",
-        &r.identity[..12.min(r.identity.len())],
+        // A stored identity is a hex digest; `get` keeps an odd one from panicking here.
+        r.identity.get(..12).unwrap_or(&r.identity),
         r.id,
         r.created_ms,
         r.phase
@@ -100,9 +101,11 @@ pub struct StreamQuery {
 
 /// `GET /api/kiln/v1/bakes/{id}/logs/stream?from=N` — Server-Sent Events: the log from byte `N`
 /// (or the `Last-Event-ID`), then new text as it arrives; each event's id is the offset after
-/// it, so a client can resume. The stream ends when the bake has ended and all is sent.
+/// it, so a client can resume. The stream ends when the bake has ended and all is sent (an
+/// `end` event), or when kiln stops (a `stopping` event: resume from the last id later).
 pub async fn stream_logs(
     State(bakery): State<Bakery>,
+    Extension(Stopping(stopping)): Extension<Stopping>,
     Path(id): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
@@ -123,12 +126,15 @@ pub async fn stream_logs(
         .and_then(|s| s.parse().ok());
     let offset = q.from.or(resume).unwrap_or(0);
     let events = stream::unfold(
-        (bakery, id, offset, false),
-        |(bakery, id, offset, done)| async move {
+        (bakery, id, offset, false, stopping),
+        |(bakery, id, offset, done, stopping)| async move {
             if done {
                 return None;
             }
             loop {
+                if stopping.is_cancelled() {
+                    return Some((Ok(stopping_event()), (bakery, id, offset, true, stopping)));
+                }
                 let finished = bakery
                     .store()
                     .get(&id)
@@ -142,15 +148,25 @@ pub async fn stream_logs(
                 if !text.is_empty() {
                     let next = offset + text.len();
                     let event = Event::default().id(next.to_string()).data(text);
-                    return Some((Ok(event), (bakery, id, next, false)));
+                    return Some((Ok(event), (bakery, id, next, false, stopping)));
                 }
                 if finished {
                     let event = Event::default().event("end").data("bake finished");
-                    return Some((Ok(event), (bakery, id, offset, true)));
+                    return Some((Ok(event), (bakery, id, offset, true, stopping)));
                 }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                    _ = stopping.cancelled() => {}
+                }
             }
         },
     );
     Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+}
+
+/// The last event of a stream cut short by kiln stopping.
+fn stopping_event() -> Event {
+    Event::default()
+        .event("stopping")
+        .data("kiln is stopping; the bake goes on: resume from the last event id")
 }

@@ -6,6 +6,7 @@ mod admin;
 mod error;
 mod kiln;
 mod options;
+pub mod server;
 mod status;
 mod v1;
 
@@ -14,14 +15,28 @@ pub use error::ApiError;
 use crate::bakery::Bakery;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{any, get, post};
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::timeout::TimeoutLayer;
 
 /// Request bodies over this size are refused with 413.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
-pub fn router(bakery: Bakery) -> Router {
+/// Cancelled when kiln stops serving: live log streams end on it (handlers read it as an
+/// extension).
+#[derive(Clone, Default)]
+pub struct Stopping(pub CancellationToken);
+
+/// The whole API; `stopping` ends long-lived responses when the server stops.
+pub fn router(bakery: Bakery, stopping: CancellationToken) -> Router {
+    with_layers(routes(), bakery, stopping)
+}
+
+fn routes() -> Router<Bakery> {
     Router::new()
         .route("/api/v1/{region}/bake", post(v1::create).delete(v1::delete))
         .route("/api/v1/{region}/status/{id}", get(v1::status))
@@ -50,11 +65,26 @@ pub fn router(bakery: Bakery) -> Router {
             "/api/kiln/v1/bakes/{id}/logs/stream",
             get(kiln::stream_logs),
         )
+}
+
+/// What every route gets: request metrics, the body limit, a time limit (a client that stalls
+/// in its body gets 408, `kiln.http.requestTimeout`), the stop signal, and a 500 (not a
+/// dropped connection) when a handler panics; the server keeps serving either way.
+fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationToken) -> Router {
+    let request_timeout = bakery.settings().request_timeout();
+    routes
+        // Inside the metrics layer, so a 408 is counted.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             bakery.clone(),
             count_requests,
         ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::Extension(Stopping(stopping)))
+        .layer(CatchPanicLayer::custom(error::panicked))
         .with_state(bakery)
 }
 
@@ -66,4 +96,34 @@ async fn count_requests(State(bakery): State<Bakery>, req: Request, next: Next) 
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
     bakery.metrics().http(route, response.status().as_u16());
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_and_the_router_keeps_serving() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::config::Settings::default();
+        settings.kiln.data_dir = Some(dir.path().to_path_buf());
+        let store = std::sync::Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let bakery = Bakery::new(settings, store, dir.path().join("kiln"));
+        async fn panics() -> &'static str {
+            panic!("test: a handler panics with\na second line")
+        }
+        let routes = routes().route("/test/panic", get(panics));
+        let app = with_layers(routes, bakery, CancellationToken::new());
+        let get = |path: &str| axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let r = app.clone().oneshot(get("/test/panic")).await.unwrap();
+        assert_eq!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["message"], "internal error; see kiln's log");
+        assert!(!body.to_string().contains("second line"), "{body}");
+        let r = app.oneshot(get("/health")).await.unwrap();
+        assert_ne!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

@@ -99,6 +99,8 @@ pub enum Cause {
     LostOnRestart,
     /// kiln's supervisor of the Packer run died; kiln stopped Packer so it cleaned up.
     SupervisorDied,
+    /// kiln itself failed (a panic in the bake's task); the log says more.
+    InternalError,
 }
 
 impl Cause {
@@ -112,6 +114,7 @@ impl Cause {
             Cause::Orphaned => "orphaned",
             Cause::LostOnRestart => "lost_on_restart",
             Cause::SupervisorDied => "supervisor_died",
+            Cause::InternalError => "internal_error",
         }
     }
 }

@@ -87,7 +87,7 @@ impl Bakery {
         }
     }
 
-    fn new_record(&self, region: &str, req: &BakeRequest, p: &Prepared) -> BakeRecord {
+    pub(super) fn new_record(&self, region: &str, req: &BakeRequest, p: &Prepared) -> BakeRecord {
         let settings = self.settings();
         let id = req
             .request_id

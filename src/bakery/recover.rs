@@ -8,6 +8,7 @@ use super::{Bakery, lock};
 use crate::bake::{BakeRecord, BakeRequest, Cause, Phase};
 use crate::packer::run::{self, Limits};
 use crate::store::StoreError;
+use std::panic::AssertUnwindSafe;
 use std::time::{Duration, UNIX_EPOCH};
 use tokio_util::sync::CancellationToken;
 
@@ -36,24 +37,46 @@ impl Bakery {
             .partition(|r| r.phase == Phase::Running);
         // Re-attached runs take their slots before anything queued may start.
         for record in running {
-            if never_started(&self.run_dir(&record.id)) {
-                // Stopped after the bake was marked running but before Packer started: nothing
-                // ran, so it simply starts again.
-                let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
-                self.requeue(record);
-                found.requeued += 1;
-            } else if self.reattach(record.clone()) {
-                found.reattached += 1;
-            } else {
-                self.settle_lost(&record);
-                found.lost += 1;
-            }
+            let id = record.id.clone();
+            self.recover_one(&id, || {
+                if never_started(&self.run_dir(&record.id)) {
+                    // Stopped after the bake was marked running but before Packer started:
+                    // nothing ran, so it simply starts again.
+                    let _ = std::fs::remove_dir_all(self.run_dir(&record.id));
+                    self.requeue(record);
+                    found.requeued += 1;
+                } else if self.reattach(record.clone()) {
+                    found.reattached += 1;
+                } else {
+                    self.settle_lost(&record);
+                    found.lost += 1;
+                }
+            });
         }
         for record in queued {
-            self.requeue(record);
-            found.requeued += 1;
+            let id = record.id.clone();
+            self.recover_one(&id, || {
+                self.requeue(record);
+                found.requeued += 1;
+            });
         }
         Ok(found)
+    }
+
+    /// Recovers one stored bake. A panic on an odd record settles that bake FAILED
+    /// (`internal_error`) and start-up goes on: one record must not put kiln in a crash loop.
+    fn recover_one(&self, id: &str, recover: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(AssertUnwindSafe(recover)) {
+            let what = crate::telemetry::panic_text(&*panic);
+            tracing::error!(bake = %id, panic = ?what, "recovering a stored bake panicked; settling it");
+            self.finish(
+                id,
+                Phase::Failed,
+                Cause::InternalError,
+                "kiln could not recover this bake after a restart (see kiln's log); bake again"
+                    .into(),
+            );
+        }
     }
 
     fn reattach(&self, record: BakeRecord) -> bool {
@@ -87,8 +110,8 @@ impl Bakery {
         // was lowered while kiln was down: the run exists either way).
         self.occupy_slot();
         let bakery = self.clone();
-        tokio::spawn(async move {
-            let id = record.id.clone();
+        let id = record.id.clone();
+        self.spawn_in_slot(id.clone(), async move {
             let _ = bakery.inner.store.append_log(
                 &id,
                 "kiln: re-attached to this bake's Packer run after a restart\n",
@@ -96,8 +119,6 @@ impl Bakery {
             bakery
                 .follow(record, run, offset, started, limits, token)
                 .await;
-            lock(&bakery.inner.active).remove(&id);
-            bakery.release_slot();
         });
         true
     }
@@ -114,6 +135,8 @@ impl Bakery {
     }
 
     fn requeue(&self, record: BakeRecord) {
+        #[cfg(test)]
+        super::queue::tests::maybe_panic(&record);
         let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
         // The store keeps no secret: a masked value the request gave is `******` there, and
         // baking with that would make a wrong image. Say so instead.
@@ -224,5 +247,38 @@ mod redaction_tests {
         }))
         .unwrap();
         assert_eq!(redacted_attribute(&plain, &masked), None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::queue::tests::{PANIC_PACKAGE, bakery, request};
+    use crate::bake::{Cause, Phase};
+
+    #[tokio::test]
+    async fn a_stored_bake_whose_recovery_panics_is_settled_and_start_up_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let bakery = bakery(dir.path());
+        let mut ids = Vec::new();
+        for package in [PANIC_PACKAGE, "nginx"] {
+            let req = request(package);
+            let prepared = bakery.prepare("us-east-1", &req).unwrap();
+            let record = bakery.new_record("us-east-1", &req, &prepared);
+            bakery.store().create(&record, true).unwrap();
+            ids.push(record.id);
+        }
+        let found = bakery.recover().expect("start-up goes on");
+        assert_eq!(found.requeued, 1);
+        let odd = bakery.store().get(&ids[0]).unwrap().unwrap();
+        assert_eq!(
+            (odd.phase, odd.cause),
+            (Phase::Failed, Some(Cause::InternalError))
+        );
+        assert!(odd.error.unwrap().contains("could not recover"));
+        assert_ne!(
+            bakery.store().get(&ids[1]).unwrap().unwrap().phase,
+            Phase::Failed,
+            "the other bake was re-queued"
+        );
     }
 }

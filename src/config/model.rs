@@ -246,6 +246,24 @@ pub struct KilnSettings {
     pub store: Option<String>,
     /// Several instances on one Redis: heartbeats and orphaned bakes.
     pub ha: KilnHa,
+    /// The HTTP server's defences against slow and idle clients.
+    pub http: KilnHttp,
+}
+
+/// `kiln.http`: how long a client may take and how many connections may be open (read at
+/// start; a change needs a restart).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnHttp {
+    /// The longest kiln waits for a request's headers, on a new connection and between
+    /// requests on a kept-alive one (default 10s).
+    pub header_read_timeout: Option<DurationText>,
+    /// Open connections at most (default 1024, and never more than the open-files limit
+    /// leaves room for).
+    pub max_connections: Option<usize>,
+    /// The longest one request may take before its answer starts, reading its body included
+    /// (default 30s); a log stream's answer starts at once.
+    pub request_timeout: Option<DurationText>,
 }
 
 /// `kiln.ha`: how instances sharing a store (`kiln.store: redis`) tell each other they live.
@@ -356,6 +374,32 @@ impl Settings {
         self.orphan_timeout()
             .saturating_sub(self.heartbeat_every())
             .max(self.heartbeat_every())
+    }
+
+    /// `kiln.http.headerReadTimeout` (default 10s; never zero, which would disable it).
+    pub fn header_read_timeout(&self) -> Duration {
+        self.kiln
+            .http
+            .header_read_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(10))
+    }
+
+    /// `kiln.http.requestTimeout` (default 30s; never zero).
+    pub fn request_timeout(&self) -> Duration {
+        self.kiln
+            .http
+            .request_timeout
+            .map(|d| d.0)
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(30))
+    }
+
+    /// `kiln.http.maxConnections` as configured (default 1024); the server lowers it to what
+    /// the open-files limit allows.
+    pub fn max_connections(&self) -> usize {
+        self.kiln.http.max_connections.unwrap_or(1024).max(1)
     }
 
     pub fn max_log_bytes(&self) -> u64 {

@@ -47,6 +47,24 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Decoded records, without those that could not be decoded (each logged); an outage is still
+/// an error.
+pub(crate) fn skip_unreadable(
+    records: impl IntoIterator<Item = StoreResult<BakeRecord>>,
+) -> StoreResult<Vec<BakeRecord>> {
+    let mut readable = Vec::new();
+    for r in records {
+        match r {
+            Ok(record) => readable.push(record),
+            Err(StoreError::Corrupt(why)) => {
+                tracing::warn!(error = ?why, "skipping a stored bake that cannot be read");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(readable)
+}
+
 /// The answer to [`BakeStore::create`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -127,7 +145,9 @@ pub trait BakeStore: Send + Sync {
     /// Deletes every bake created under these pipeline executions (ids before the first `:`).
     fn delete_by_executions(&self, execution_ids: &[String]) -> StoreResult<usize>;
 
-    /// Bakes not finished yet (queued or running), oldest first.
+    /// Bakes not finished yet (queued or running), oldest first. A record that cannot be read
+    /// back is left out with a warning (see [`skip_unreadable`]): start-up recovers the others
+    /// instead of failing, again at every restart, on one bad record.
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>>;
 
     /// Checks the backend answers.

@@ -438,7 +438,7 @@ impl BakeStore for SqliteStore {
             .query_map([], RawBake::from_row)
             .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             .or_unavailable(WHAT)?;
-        raws.into_iter().map(RawBake::decode).collect()
+        super::skip_unreadable(raws.into_iter().map(RawBake::decode))
     }
 
     fn ping(&self) -> StoreResult<()> {
@@ -832,6 +832,27 @@ mod tests {
         assert!(matches!(err, StoreError::Corrupt(_)), "{err:?}");
         let msg = err.to_string();
         assert!(msg.contains("b-7") && msg.contains("recipe"), "{msg}");
+    }
+
+    #[test]
+    fn unfinished_leaves_out_a_record_that_cannot_be_read() {
+        let store = SqliteStore::open_in_memory().unwrap();
+        store.create(&sample_record("b-1", "i-1"), true).unwrap();
+        store.create(&sample_record("b-2", "i-2"), true).unwrap();
+        store
+            .conn()
+            .execute(
+                "UPDATE bakes SET request = '{not json' WHERE id = 'b-1'",
+                [],
+            )
+            .unwrap();
+        let ids: Vec<String> = store
+            .unfinished()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, ["b-2"]);
     }
 
     #[test]

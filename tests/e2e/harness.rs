@@ -225,10 +225,23 @@ impl Kiln {
 
     /// Starts kiln with extra environment (inherited by its supervisors and Packer).
     pub fn start_env(data: &Path, config: &Path, env: &[(&str, &str)]) -> Kiln {
+        Self::start_custom(data, config, env, |_| {})
+    }
+
+    /// Starts kiln with extra environment and whatever `customize` sets on its command (a
+    /// resource limit, say).
+    pub fn start_custom(
+        data: &Path,
+        config: &Path,
+        env: &[(&str, &str)],
+        customize: impl FnOnce(&mut Command),
+    ) -> Kiln {
         let stderr = data.join("kiln.stderr.log");
         let addr_file = data.join("kiln.addr");
         let _ = std::fs::remove_file(&addr_file);
-        let child = Command::new(KILN)
+        let mut command = Command::new(KILN);
+        customize(&mut command);
+        let child = command
             .args(["serve", "--port", "0", "--data-dir"])
             .arg(data)
             .arg("--config")

@@ -16,4 +16,5 @@ mod lifecycle;
 mod processes;
 mod qemu;
 mod recipes;
+mod server_defences;
 mod vm;

@@ -280,7 +280,11 @@ impl BakeStore for RedisStore {
         let hashes: Vec<Vec<String>> = self.pool.run("failed to list unfinished bakes", |c| {
             self.scripts.unfinished.key(global("unfinished")).invoke(c)
         })?;
-        self.records(hashes)
+        crate::store::skip_unreadable(
+            hashes
+                .into_iter()
+                .filter_map(|h| decode(pairs(h)).transpose()),
+        )
     }
 
     fn ping(&self) -> StoreResult<()> {
