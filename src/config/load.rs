@@ -217,7 +217,27 @@ fn check(s: &Settings) -> anyhow::Result<()> {
             }
         }
     }
+    check_http(s)?;
     check_store(s)
+}
+
+/// `kiln.http` limits that would switch a defence off are refused, not silently replaced.
+fn check_http(s: &Settings) -> anyhow::Result<()> {
+    let h = &s.kiln.http;
+    for (key, value) in [
+        ("headerReadTimeout", h.header_read_timeout),
+        ("requestTimeout", h.request_timeout),
+    ] {
+        if value.is_some_and(|d| d.0.is_zero()) {
+            bail!("key 'kiln.http.{key}': 0 would turn the limit off; give a duration such as 10s");
+        }
+    }
+    if h.max_connections == Some(0) {
+        bail!(
+            "key 'kiln.http.maxConnections': 0 would refuse every client; give a number such as 1024"
+        );
+    }
+    Ok(())
 }
 
 /// `kiln.store` names an engine this build has; a Redis engine gets a usable URI and
@@ -383,6 +403,22 @@ files:
                 .files
                 .contains_key("profiles__rosco__packer__my_template.json")
         );
+    }
+
+    #[test]
+    fn http_limits_that_would_turn_a_defence_off_are_refused() {
+        for (yaml, key) in [
+            (
+                "kiln:\n  http:\n    headerReadTimeout: 0s\n",
+                "headerReadTimeout",
+            ),
+            ("kiln:\n  http:\n    requestTimeout: 0\n", "requestTimeout"),
+            ("kiln:\n  http:\n    maxConnections: 0\n", "maxConnections"),
+        ] {
+            let e = load_str(yaml, &env).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+        assert!(load_str("kiln:\n  http:\n    headerReadTimeout: 5s\n", &env).is_ok());
     }
 
     #[test]
