@@ -3,6 +3,7 @@
 
 mod artifact;
 pub mod input;
+mod lenient;
 mod record;
 mod request;
 mod status;

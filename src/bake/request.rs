@@ -1,5 +1,7 @@
 //! Rosco's `BakeRequest`, field for field (snake_case JSON, `package` for the package list).
-//! Unknown fields are ignored, as Spring does; a field of the wrong type is an error naming it.
+//! Read as Rosco's Jackson reads it (see [`super::lenient`]): unknown fields ignored, `null` for
+//! any optional field, booleans and numbers given as strings, enums in any case; a value Jackson
+//! would refuse is an error naming the field.
 
 use super::Artifact;
 use serde::{Deserialize, Serialize};
@@ -69,6 +71,9 @@ impl BakeRequest {
             )));
         }
         super::input::check_json(&value).map_err(|e| RequestError(format!("field {e}")))?;
+        let mut value = value;
+        super::lenient::coerce(&mut value)
+            .map_err(|e| RequestError(format!("malformed bake request: {e}")))?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -80,8 +85,10 @@ impl BakeRequest {
         })
     }
 
-    /// The request's extended attributes as strings, the way Packer receives them: strings as is,
-    /// other JSON values in their JSON text, arrays joined with commas, nulls dropped.
+    /// The request's extended attributes as strings, the way Packer receives them: strings
+    /// trimmed, other JSON values in their JSON text, arrays joined with commas; nulls and empty
+    /// values dropped (as Rosco does: an empty row left in Deck's table keeps the template's
+    /// default).
     pub fn extended_attributes(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (k, v) in self.extended_attributes.iter().flatten() {
@@ -98,7 +105,10 @@ impl BakeRequest {
                     .join(","),
                 other => other.to_string(),
             };
-            out.insert(k.clone(), text);
+            let text = text.trim();
+            if !text.is_empty() {
+                out.insert(k.clone(), text.to_string());
+            }
         }
         out
     }
