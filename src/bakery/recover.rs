@@ -62,7 +62,7 @@ impl Bakery {
             return false;
         };
         let settings = self.settings();
-        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let req = stored_request(&record);
         let (total, idle) = match self.prepare(&record.region, &req) {
             Ok(p) => (p.timeout, p.idle_timeout),
             Err(_) => (settings.job_timeout(), settings.idle_timeout()),
@@ -114,7 +114,7 @@ impl Bakery {
     }
 
     fn requeue(&self, record: BakeRecord) {
-        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let req = stored_request(&record);
         // The store keeps no secret: a masked value the request gave is `******` there, and
         // baking with that would make a wrong image. Say so instead.
         let masked = self.settings().masked_parameters();
@@ -202,6 +202,19 @@ fn redacted_attribute(req: &BakeRequest, masked: &[String]) -> Option<String> {
         .flatten()
         .find(|(k, v)| masked.contains(k) && v.as_str() == Some("******"))
         .map(|(k, _)| k.clone())
+}
+
+/// A stored bake's request, bound to the source image it resolved to when it was created: a
+/// re-prepared bake looks nothing up (no network I/O at start-up) and bakes from the same image.
+fn stored_request(record: &BakeRecord) -> BakeRequest {
+    let mut req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+    if let Some(id) = record.inputs["source_image"]
+        .as_str()
+        .filter(|id| crate::providers::source::is_image_id(id))
+    {
+        req.base_ami = Some(id.to_string());
+    }
+    req
 }
 
 #[cfg(test)]

@@ -16,4 +16,5 @@ mod lifecycle;
 mod processes;
 mod qemu;
 mod recipes;
+mod spinnaker;
 mod vm;

@@ -1,0 +1,99 @@
+//! Where kiln looks a source image up by name (the I/O half of `providers::source`): Rosco's
+//! way through Clouddriver when `services.clouddriver.baseUrl` is set, else EC2 itself
+//! (`DescribeImages` by name with the bake's credentials, region and `awsEc2Endpoint`).
+
+use super::clouddriver::Clouddriver;
+use crate::aws::CredentialSource;
+use crate::aws::ec2::{Ec2, ImageQuery};
+use crate::config::Settings;
+use crate::providers::source::{Candidate, LookupError, NameQuery, SourceImages};
+
+/// The lookup the settings choose.
+pub enum Finder {
+    Clouddriver(Clouddriver),
+    Ec2 {
+        endpoint: Option<String>,
+        credentials: CredentialSource,
+    },
+}
+
+impl Finder {
+    pub fn of(settings: &Settings) -> Finder {
+        match settings.clouddriver_base_url() {
+            Some(url) => Finder::Clouddriver(Clouddriver::new(&url)),
+            None => Finder::Ec2 {
+                endpoint: settings.aws.bakery_defaults.aws_ec2_endpoint.clone(),
+                credentials: CredentialSource::of(settings),
+            },
+        }
+    }
+}
+
+impl SourceImages for Finder {
+    fn find(&self, q: &NameQuery) -> Result<Vec<Candidate>, LookupError> {
+        let failed = |detail: String| LookupError {
+            name: q.name.clone(),
+            detail,
+        };
+        match self {
+            Finder::Clouddriver(cd) => {
+                let images = cd
+                    .find_amazon_images(&q.name, q.account.as_deref(), &q.region)
+                    .map_err(|e| failed(e.to_string()))?;
+                Ok(images
+                    .into_iter()
+                    .map(|i| Candidate {
+                        id: i.amis.get(&q.region).and_then(|ids| ids.first().cloned()),
+                        virtualization_type: i.attributes.virtualization_type,
+                        creation_date: i.attributes.creation_date,
+                    })
+                    .collect())
+            }
+            Finder::Ec2 {
+                endpoint,
+                credentials,
+            } => {
+                let ec2 = Ec2::new(&q.region, endpoint.as_deref(), credentials.clone());
+                let query = ImageQuery {
+                    owners: q.owners.clone(),
+                    names: vec![q.name.clone()],
+                    filters: vec![("state".into(), vec!["available".into()])],
+                    ..ImageQuery::default()
+                };
+                let images =
+                    block_on(ec2.describe_images(&query)).map_err(|e| failed(e.to_string()))?;
+                // EC2 answers in no particular order: oldest first, so "the first" is stable.
+                let mut found: Vec<Candidate> = images
+                    .into_iter()
+                    .map(|i| Candidate {
+                        id: Some(i.id),
+                        virtualization_type: i.virtualization_type,
+                        creation_date: i.creation_date,
+                    })
+                    .collect();
+                found.sort_by(|a, b| a.creation_date.cmp(&b.creation_date));
+                Ok(found)
+            }
+        }
+    }
+
+    fn via(&self) -> &'static str {
+        match self {
+            Finder::Clouddriver(_) => "clouddriver",
+            Finder::Ec2 { .. } => "ec2",
+        }
+    }
+}
+
+/// Runs an async call from a blocking thread: on the runtime kiln serves from, else (a CLI
+/// without one) on a small runtime of its own.
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) => handle.block_on(f),
+        Err(_) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime")
+            .block_on(f),
+    }
+}
