@@ -85,15 +85,30 @@ impl SourceImages for Finder {
     }
 }
 
-/// Runs an async call from a blocking thread: on the runtime kiln serves from, else (a CLI
-/// without one) on a small runtime of its own.
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    match tokio::runtime::Handle::try_current() {
-        Ok(handle) => handle.block_on(f),
-        Err(_) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime")
-            .block_on(f),
+/// Runs an async call from synchronous code: on kiln's runtime when there is one (from a blocking
+/// thread, or from a worker via `block_in_place`, which never stalls the other tasks), else (a
+/// CLI, a single-threaded runtime) on a small runtime of its own on a scoped thread.
+fn block_on<F>(f: F) -> F::Output
+where
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(f))
+        }
+        _ => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a tokio runtime")
+                        .block_on(f)
+                })
+                .join()
+                .expect("the lookup thread")
+        }),
     }
 }
