@@ -93,7 +93,10 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Base, BakeError>
             .images
             .find(&query)
             .map_err(|e| BakeError::Lookup(e.to_string()))?;
-        let id = source::pick(&found, &vm_type, settings.most_recent).ok_or_else(no_base)?;
+        // An answer that is not an image id (a misbehaving service) counts as no match.
+        let id = source::pick(&found, &vm_type, settings.most_recent)
+            .filter(|id| source::is_image_id(id))
+            .ok_or_else(no_base)?;
         (id, Some(given))
     };
     Ok(Base {

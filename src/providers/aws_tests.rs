@@ -68,6 +68,10 @@ impl SourceImages for StandIn {
                 image("ami-20201009", "2020-11-09T00:00:00Z"),
             ],
             "trusty-candidate-*" => vec![image("ami-0trusty2", "2020-01-01T00:00:00Z")],
+            "evil" => vec![image(
+                "{{env `AWS_SECRET_ACCESS_KEY`}}",
+                "2020-01-01T00:00:00Z",
+            )],
             _ => Vec::new(),
         })
     }
@@ -192,6 +196,10 @@ fn no_match_is_roscos_400_message_before_packer() {
     let e = prepare_with(&settings(), &images, body, 1).unwrap_err();
     assert!(e.starts_with("No base image found for os 'ubuntu'"), "{e}");
     assert!(e.ends_with("label: 'null', account: 'test'"), "{e}");
+    // An answer that is no image id is no match, never a Packer value.
+    let body = json!({"package": "kato", "base_os": "ubuntu", "base_ami": "evil"});
+    let e = prepare_with(&settings(), &images, body, 1).unwrap_err();
+    assert!(e.starts_with("No base image found for os 'ubuntu'"), "{e}");
 }
 
 #[test]
