@@ -70,7 +70,9 @@ impl BakeRequest {
                 "the bake request must be a JSON object ({{\"package\": …, \"base_os\": …}}), not {kind}"
             )));
         }
-        super::input::check_json(&value).map_err(|e| RequestError(format!("field {e}")))?;
+        let known = Self::fields();
+        super::input::check_json(&value, &|k| !known.iter().any(|f| f == k))
+            .map_err(|e| RequestError(format!("field {e}")))?;
         let mut value = value;
         super::lenient::coerce(&mut value)
             .map_err(|e| RequestError(format!("malformed bake request: {e}")))?;
@@ -83,6 +85,14 @@ impl BakeRequest {
                 RequestError(format!("malformed bake request: field '{path}': {inner}"))
             }
         })
+    }
+
+    /// The JSON field names of a request (every field of [`BakeRequest`]); others are ignored.
+    fn fields() -> Vec<String> {
+        match serde_json::to_value(BakeRequest::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The request's extended attributes as strings, the way Packer receives them: strings

@@ -51,7 +51,9 @@ fn orca_body(suffix: &str) -> Value {
         "rebake": false,
         "type": "bake",
         "refId": "1",
-        "requisiteStageRefIds": []
+        "requisiteStageRefIds": [],
+        "comments": "Bakes kato for prod.\nRebake after a base image update.",
+        "stageTimeoutMs": 3600000
     })
 }
 
