@@ -184,6 +184,16 @@ mod tests {
     }
 
     #[test]
+    fn fields_kiln_ignores_may_be_multi_line_and_known_ones_may_not() {
+        let r = BakeRequest::from_json(br#"{"package": "nginx", "comments": "a\nb"}"#).unwrap();
+        assert_eq!(r.packages(), vec!["nginx"]);
+        let err = BakeRequest::from_json(br#"{"build_host": "a\nb"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("field build_host: "), "{err}");
+        let err = BakeRequest::from_json(br#"{"comments": "{{env `K`}}"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("field comments: "), "{err}");
+    }
+
+    #[test]
     fn template_syntax_in_any_field_is_refused_naming_the_field() {
         let err = BakeRequest::from_json(br#"{"extended_attributes":{"foo":"{{env `K`}}"}}"#)
             .unwrap_err()

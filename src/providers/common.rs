@@ -22,7 +22,7 @@ pub struct RecipeContext<'a> {
     pub images: &'a dyn SourceImages,
 }
 
-/// Why a request cannot be baked. Every variant is the requester's to fix (HTTP 400).
+/// Why a request cannot be baked: the requester's to fix (HTTP 400), but for a failed lookup.
 #[derive(Debug, thiserror::Error)]
 pub enum BakeError {
     /// No enabled provider of that name (Rosco's message, kept verbatim).
