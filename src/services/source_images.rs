@@ -112,3 +112,45 @@ where
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(yaml: &str) -> Settings {
+        crate::config::load_str(yaml, &|_| None).unwrap().settings
+    }
+
+    #[test]
+    fn clouddriver_when_configured_else_ec2_itself() {
+        let with = settings("services:\n  clouddriver:\n    base-url: http://127.0.0.1:7002/\n");
+        assert_eq!(Finder::of(&with).via(), "clouddriver");
+        assert_eq!(Finder::of(&settings("")).via(), "ec2");
+        let blank = settings("services:\n  clouddriver:\n    baseUrl: ' '\n");
+        assert_eq!(Finder::of(&blank).via(), "ec2");
+    }
+
+    #[test]
+    fn ec2_lookups_run_without_a_runtime_of_their_own() {
+        // A CLI has no runtime: the scoped one answers (here: nothing listens on the port).
+        let finder = Finder::Ec2 {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            credentials: CredentialSource::Explicit {
+                access_key: "AKIAKILNTEST".into(),
+                secret_key: "x".into(),
+            },
+        };
+        let q = NameQuery {
+            name: "x-*".into(),
+            region: "us-east-1".into(),
+            account: None,
+            owners: vec!["self".into()],
+        };
+        let e = finder.find(&q).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("looking up the source image 'x-*' failed"),
+            "{e}"
+        );
+    }
+}
