@@ -122,6 +122,7 @@ fn record(i: usize) -> BakeRecord {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .into(),
             template: "aws-ebs.json".into(),
+            source_image: None,
         },
         inputs: json!({"packages": [format!("nginx-{i}")], "base_os": "jammy", "vm_type": "hvm"}),
         created_ms: 1_800_000_000_000 + i as i64,

@@ -7,6 +7,8 @@
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
 //! - [`packer`]: the Packer process: command line, supervision, output parsing;
+//! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
+//! - [`services`]: other Spinnaker services (Clouddriver) and the source image lookup;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);

@@ -276,6 +276,8 @@ fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vec<(
         vm_type: vs.virtualization_type.clone(),
         template_file_name: Some(name.to_string()),
         cloud_provider_type: Some("aws".into()),
+        // A stand-in id: validating looks nothing up (a bake resolves a name first).
+        base_ami: Some("ami-00000000".into()),
         ..Default::default()
     };
     let ctx = RecipeContext {
@@ -283,6 +285,7 @@ fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vec<(
         config_dir: dir,
         region: &vs.region,
         now_ms: crate::bakery::now_ms(),
+        images: &crate::providers::source::NoLookup,
     };
     prepare(&req, &ctx).ok().map(|p| p.variables)
 }

@@ -58,7 +58,8 @@ pub async fn create(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let path = uri.path();
-    let created = super::v1::create_bake(&bakery, &region, &q, &headers, path, &body)?;
+    let created =
+        super::v1::create_bake(bakery.clone(), region, q, headers, path.to_string(), body).await?;
     let reason = created.reused.then(|| reuse_reason(&created.record));
     Ok(Json(json!({
         "reused": created.reused,

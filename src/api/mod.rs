@@ -57,6 +57,11 @@ fn routes() -> Router<Bakery> {
         .route("/status/instance", any(status::instance))
         .route("/status/all", any(status::all))
         .route("/health", get(status::health))
+        // Gate asks every service which plugins it runs; kiln runs none.
+        .route(
+            "/installedPlugins",
+            get(|| async { axum::Json(serde_json::json!([])) }),
+        )
         .route("/metrics", get(status::metrics))
         .route("/api/kiln/v1/{region}/bakes", post(kiln::create))
         .route("/api/kiln/v1/reload", post(admin::reload))

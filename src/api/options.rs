@@ -92,7 +92,7 @@ pub async fn base_image(
             Err(ApiError::options_not_found(
                 uri.path(),
                 format!(
-                    "Can't find base image with id {id} in {provider} base images: {}",
+                    "Bake options not found. Can't find base image with id {id} in {provider} base images: {}",
                     ids.join(", ")
                 ),
             ))

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 pub struct RebakeQuery {
     rebake: Option<String>,
 }
@@ -25,7 +25,7 @@ pub async fn create(
     uri: Uri,
     body: Bytes,
 ) -> Result<(HeaderMap, Json<BakeStatus>), ApiError> {
-    let created = create_bake(&bakery, &region, &q, &headers, uri.path(), &body)?;
+    let created = create_bake(bakery, region, q, headers, uri.path().to_string(), body).await?;
     let mut out = HeaderMap::new();
     if created.reused
         && let Ok(v) = super::kiln::reuse_reason(&created.record).parse()
@@ -36,8 +36,26 @@ pub async fn create(
     Ok((out, Json(status)))
 }
 
-/// The create shared by the v1 and kiln endpoints: body, execution-id header, rebake flag.
-pub fn create_bake(
+/// The create shared by the v1 and kiln endpoints: body, execution-id header, rebake flag. It
+/// runs on a blocking thread: a source image given by name is looked up first (network I/O with
+/// retries), and no async worker may wait on that.
+pub async fn create_bake(
+    bakery: Bakery,
+    region: String,
+    q: RebakeQuery,
+    headers: HeaderMap,
+    path: String,
+    body: Bytes,
+) -> Result<Created, ApiError> {
+    let at = path.clone();
+    tokio::task::spawn_blocking(move || {
+        create_blocking(&bakery, &region, &q, &headers, &path, &body)
+    })
+    .await
+    .map_err(|e| ApiError::internal(&at, e))?
+}
+
+fn create_blocking(
     bakery: &Bakery,
     region: &str,
     q: &RebakeQuery,
@@ -58,7 +76,7 @@ pub fn create_bake(
     bakery
         .create(region, req, rebake, header)
         .map_err(|e| match e {
-            CreateError::Invalid(e) => ApiError::bad_request(path, e.to_string()),
+            CreateError::Invalid(e) => invalid(path, e),
             CreateError::Store(e) => (path, e).into(),
         })
 }
@@ -155,9 +173,14 @@ pub async fn delete(
 ) -> Result<String, ApiError> {
     let path = uri.path();
     let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(path, e.0))?;
-    let prepared = bakery
-        .prepare(&region, &req)
-        .map_err(|e| invalid(path, e))?;
+    // Blocking: a source image given by name is looked up.
+    let prepared = {
+        let bakery = bakery.clone();
+        tokio::task::spawn_blocking(move || bakery.prepare(&region, &req))
+            .await
+            .map_err(|e| ApiError::internal(path, e))?
+            .map_err(|e| invalid(path, e))?
+    };
     let store = bakery.store();
     let found = store
         .get_by_identity(&prepared.identity.digest)
@@ -236,6 +259,10 @@ pub async fn delete_requests(
     Ok(())
 }
 
+/// A request kiln cannot bake is a 400; a source image lookup that failed is a 503 saying why.
 fn invalid(path: &str, e: BakeError) -> ApiError {
-    ApiError::bad_request(path, e.to_string())
+    match e {
+        BakeError::Lookup(_) => ApiError::unavailable(path, e.to_string()),
+        _ => ApiError::bad_request(path, e.to_string()),
+    }
 }

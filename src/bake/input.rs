@@ -64,21 +64,41 @@ pub fn check_value(field: &str, value: &str) -> Result<(), Refused> {
 /// field, so no field (known, unknown or nested) escapes the rules. Errors name the field's
 /// path: `extended_attributes.foo`, `package_artifacts[0].reference`.
 ///
-/// One exception: a package artifact's `metadata` is CI's free-form data (build info, commit
-/// messages) that never reaches Packer (kiln reads only a digest from it, compared as text), so
-/// there only template syntax is refused, not multi-line text.
-pub fn check_json(body: &Value) -> Result<(), Refused> {
+/// Two exceptions, data that never reaches Packer, where only template syntax is refused, not
+/// multi-line text: a package artifact's `metadata`, CI's free-form data (build info, commit
+/// messages; kiln reads only a digest from it, compared as text), and the top-level fields
+/// `is_unknown` names, which kiln ignores (Orca passes its stage context through: a stage's
+/// multi-line `comments`, say).
+pub fn check_json(body: &Value, is_unknown: &dyn Fn(&str) -> bool) -> Result<(), Refused> {
+    if let Value::Object(map) = body {
+        for (k, item) in map.iter().filter(|(k, _)| is_unknown(k)) {
+            check_template_syntax(&format!("the request key {}", Escaped(k)), k)?;
+            walk(item, &mut k.clone(), false)?;
+        }
+        let known: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| !is_unknown(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        return walk(&Value::Object(known), &mut String::new(), true);
+    }
     walk(body, &mut String::new(), true)
+}
+
+fn check_template_syntax(field: &str, s: &str) -> Result<(), Refused> {
+    if s.contains("{{") {
+        check_value(field, "{{")
+    } else {
+        Ok(())
+    }
 }
 
 fn walk(v: &Value, path: &mut String, strict: bool) -> Result<(), Refused> {
     let check = |field: &str, s: &str| {
         if strict {
             check_value(field, s)
-        } else if s.contains("{{") {
-            check_value(field, "{{")
         } else {
-            Ok(())
+            check_template_syntax(field, s)
         }
     };
     match v {
@@ -146,22 +166,39 @@ mod tests {
             ),
             (json!({"unknown_field": "{{env `HOME`}}"}), "unknown_field"),
         ] {
-            let e = check_json(&body).unwrap_err();
+            let e = check_json(&body, &|_| false).unwrap_err();
             assert_eq!(e.field, field, "{body}");
             assert!(e.problem.contains("template syntax"), "{e}");
         }
-        let e = check_json(&json!({"extended_attributes": {"{{env `X`}}": "v"}})).unwrap_err();
+        let e =
+            check_json_strict(&json!({"extended_attributes": {"{{env `X`}}": "v"}})).unwrap_err();
         assert!(e.field.starts_with("extended_attributes key"), "{e}");
     }
 
     #[test]
     fn artifact_metadata_is_free_form_text_but_never_template_syntax() {
         let ok = json!({"package_artifacts": [{"metadata": {"message": "fix\n\tthings", "n": 1}}]});
-        assert_eq!(check_json(&ok), Ok(()));
+        assert_eq!(check_json(&ok, &|_| false), Ok(()));
         let bad = json!({"package_artifacts": [{"metadata": {"message": "{{env `K`}}"}}]});
-        assert!(check_json(&bad).is_err());
+        assert!(check_json(&bad, &|_| false).is_err());
         let elsewhere = json!({"extended_attributes": {"metadata": "a\nb"}});
-        assert!(check_json(&elsewhere).is_err());
+        assert!(check_json(&elsewhere, &|_| false).is_err());
+    }
+
+    fn check_json_strict(v: &Value) -> Result<(), Refused> {
+        check_json(v, &|_| false)
+    }
+
+    #[test]
+    fn fields_kiln_ignores_may_hold_text_but_never_template_syntax() {
+        let unknown = |k: &str| k == "comments";
+        let ok = json!({"comments": "line one\nline two", "package": "nginx"});
+        assert_eq!(check_json(&ok, &unknown), Ok(()));
+        let bad = json!({"comments": ["{{env `K`}}"]});
+        let e = check_json(&bad, &unknown).unwrap_err();
+        assert_eq!(e.field, "comments[0]");
+        let known = json!({"comments": "x", "package": "a\nb"});
+        assert_eq!(check_json(&known, &unknown).unwrap_err().field, "package");
     }
 
     #[test]

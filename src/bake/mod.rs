@@ -3,11 +3,12 @@
 
 mod artifact;
 pub mod input;
+mod lenient;
 mod record;
 mod request;
 mod status;
 
 pub use artifact::Artifact;
-pub use record::{BakeDetails, BakeRecord, Recipe};
+pub use record::{BakeDetails, BakeRecord, Recipe, SourceImage};
 pub use request::{BakeRequest, RequestError, present};
 pub use status::{BakeResult, BakeState, BakeStatus, Cause, Phase};

@@ -13,6 +13,18 @@ pub struct Recipe {
     pub command: Vec<String>,
     pub variables: BTreeMap<String, String>,
     pub template: String,
+    /// The source image the bake starts from, when it was looked up by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_image: Option<SourceImage>,
+}
+
+/// A source image given by name and the id it resolved to before Packer ran.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceImage {
+    pub id: String,
+    pub name: String,
+    /// Where it was looked up: `clouddriver` or `ec2`.
+    pub via: String,
 }
 
 /// Rosco's `Bake` JSON: what a finished bake produced.

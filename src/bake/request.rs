@@ -1,5 +1,7 @@
 //! Rosco's `BakeRequest`, field for field (snake_case JSON, `package` for the package list).
-//! Unknown fields are ignored, as Spring does; a field of the wrong type is an error naming it.
+//! Read as Rosco's Jackson reads it (see [`super::lenient`]): unknown fields ignored, `null` for
+//! any optional field, booleans and numbers given as strings, enums in any case; a value Jackson
+//! would refuse is an error naming the field.
 
 use super::Artifact;
 use serde::{Deserialize, Serialize};
@@ -68,7 +70,12 @@ impl BakeRequest {
                 "the bake request must be a JSON object ({{\"package\": …, \"base_os\": …}}), not {kind}"
             )));
         }
-        super::input::check_json(&value).map_err(|e| RequestError(format!("field {e}")))?;
+        let known = Self::fields();
+        super::input::check_json(&value, &|k| !known.iter().any(|f| f == k))
+            .map_err(|e| RequestError(format!("field {e}")))?;
+        let mut value = value;
+        super::lenient::coerce(&mut value)
+            .map_err(|e| RequestError(format!("malformed bake request: {e}")))?;
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
             let inner = e.into_inner();
@@ -80,8 +87,18 @@ impl BakeRequest {
         })
     }
 
-    /// The request's extended attributes as strings, the way Packer receives them: strings as is,
-    /// other JSON values in their JSON text, arrays joined with commas, nulls dropped.
+    /// The JSON field names of a request (every field of [`BakeRequest`]); others are ignored.
+    fn fields() -> Vec<String> {
+        match serde_json::to_value(BakeRequest::default()) {
+            Ok(serde_json::Value::Object(map)) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The request's extended attributes as strings, the way Packer receives them: strings
+    /// trimmed, other JSON values in their JSON text, arrays joined with commas; nulls and empty
+    /// values dropped (as Rosco does: an empty row left in Deck's table keeps the template's
+    /// default).
     pub fn extended_attributes(&self) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (k, v) in self.extended_attributes.iter().flatten() {
@@ -98,7 +115,10 @@ impl BakeRequest {
                     .join(","),
                 other => other.to_string(),
             };
-            out.insert(k.clone(), text);
+            let text = text.trim();
+            if !text.is_empty() {
+                out.insert(k.clone(), text.to_string());
+            }
         }
         out
     }
@@ -161,6 +181,16 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn fields_kiln_ignores_may_be_multi_line_and_known_ones_may_not() {
+        let r = BakeRequest::from_json(br#"{"package": "nginx", "comments": "a\nb"}"#).unwrap();
+        assert_eq!(r.packages(), vec!["nginx"]);
+        let err = BakeRequest::from_json(br#"{"build_host": "a\nb"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("field build_host: "), "{err}");
+        let err = BakeRequest::from_json(br#"{"comments": "{{env `K`}}"}"#).unwrap_err();
+        assert!(err.to_string().starts_with("field comments: "), "{err}");
     }
 
     #[test]

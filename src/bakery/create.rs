@@ -1,9 +1,11 @@
 //! Creating a bake (Rosco's `createBake`): recipe, identity, dedupe or rebake, then the queue.
 
 use super::{Bakery, now_ms};
-use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe};
+use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe, SourceImage};
 use crate::packer::command;
+use crate::providers::source::SourceImages;
 use crate::providers::{BakeError, Prepared, RecipeContext, prepare};
+use crate::services::source_images::Finder;
 use crate::store::{Created as Stored, StoreError};
 use std::collections::BTreeMap;
 
@@ -24,17 +26,29 @@ pub enum CreateError {
 }
 
 impl Bakery {
-    /// Builds the recipe for a request in a region.
+    /// Builds the recipe for a request in a region. Blocking: a source image given by name is
+    /// looked up (Clouddriver or EC2, with retries), so call it on a blocking thread.
     pub fn prepare(&self, region: &str, req: &BakeRequest) -> Result<Prepared, BakeError> {
+        Ok(self.prepare_with_source(region, req)?.0)
+    }
+
+    /// [`Bakery::prepare`], and where a source image name was looked up (`clouddriver`, `ec2`).
+    fn prepare_with_source(
+        &self,
+        region: &str,
+        req: &BakeRequest,
+    ) -> Result<(Prepared, &'static str), BakeError> {
         let settings = self.settings();
         let config_dir = settings.config_dir();
+        let images = Finder::of(&settings);
         let ctx = RecipeContext {
             settings: &settings,
             config_dir: &config_dir,
             region,
             now_ms: now_ms(),
+            images: &images,
         };
-        prepare(req, &ctx)
+        Ok((prepare(req, &ctx)?, images.via()))
     }
 
     /// Creates a bake, or answers with the existing bake of the same identity (unless
@@ -49,7 +63,7 @@ impl Bakery {
         if let Some(h) = execution_header.filter(|h| !h.is_empty()) {
             req.spinnaker_execution_id = Some(h);
         }
-        let prepared = self.prepare(region, &req)?;
+        let (prepared, via) = self.prepare_with_source(region, &req)?;
         let store = self.store();
         // A store that cannot write now (a full or read-only data dir) would lose the bake's
         // log and result: refuse it up front, saying why (503), rather than fail it later.
@@ -60,7 +74,7 @@ impl Bakery {
             }
             store.unbind(&old.id)?;
         }
-        let record = self.new_record(region, &req, &prepared);
+        let record = self.new_record(region, &req, &prepared, via);
         if req.request_id.is_some() && store.get(&record.id)?.is_some() {
             return Err(CreateError::Invalid(BakeError::Invalid(format!(
                 "request_id '{}' is already a bake's id; leave request_id out or use a new one",
@@ -87,7 +101,13 @@ impl Bakery {
         }
     }
 
-    pub(super) fn new_record(&self, region: &str, req: &BakeRequest, p: &Prepared) -> BakeRecord {
+    pub(super) fn new_record(
+        &self,
+        region: &str,
+        req: &BakeRequest,
+        p: &Prepared,
+        via: &str,
+    ) -> BakeRecord {
         let settings = self.settings();
         let id = req
             .request_id
@@ -112,6 +132,11 @@ impl Bakery {
                 command: invocation.shown(&masked),
                 variables: shown_variables(p),
                 template: p.template_name.clone(),
+                source_image: p.source_name.as_ref().map(|name| SourceImage {
+                    id: p.source_image.clone(),
+                    name: name.clone(),
+                    via: via.to_string(),
+                }),
             },
             inputs: p.identity.inputs.clone(),
             created_ms: now,

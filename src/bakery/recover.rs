@@ -85,7 +85,7 @@ impl Bakery {
             return false;
         };
         let settings = self.settings();
-        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let req = stored_request(&record);
         let (total, idle) = match self.prepare(&record.region, &req) {
             Ok(p) => (p.timeout, p.idle_timeout),
             Err(_) => (settings.job_timeout(), settings.idle_timeout()),
@@ -137,7 +137,7 @@ impl Bakery {
     fn requeue(&self, record: BakeRecord) {
         #[cfg(test)]
         super::queue::tests::maybe_panic(&record);
-        let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+        let req = stored_request(&record);
         // The store keeps no secret: a masked value the request gave is `******` there, and
         // baking with that would make a wrong image. Say so instead.
         let masked = self.settings().masked_parameters();
@@ -227,6 +227,19 @@ fn redacted_attribute(req: &BakeRequest, masked: &[String]) -> Option<String> {
         .map(|(k, _)| k.clone())
 }
 
+/// A stored bake's request, bound to the source image it resolved to when it was created: a
+/// re-prepared bake looks nothing up (no network I/O at start-up) and bakes from the same image.
+fn stored_request(record: &BakeRecord) -> BakeRequest {
+    let mut req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
+    if let Some(id) = record.inputs["source_image"]
+        .as_str()
+        .filter(|id| crate::providers::source::is_image_id(id))
+    {
+        req.base_ami = Some(id.to_string());
+    }
+    req
+}
+
 #[cfg(test)]
 mod redaction_tests {
     use super::*;
@@ -263,7 +276,7 @@ mod tests {
         for package in [PANIC_PACKAGE, "nginx"] {
             let req = request(package);
             let prepared = bakery.prepare("us-east-1", &req).unwrap();
-            let record = bakery.new_record("us-east-1", &req, &prepared);
+            let record = bakery.new_record("us-east-1", &req, &prepared, "ec2");
             bakery.store().create(&record, true).unwrap();
             ids.push(record.id);
         }

@@ -34,7 +34,13 @@ pub struct Settings {
     /// Spring settings kiln accepts and does not need (kept so they are not reported unknown).
     pub spectator: Option<serde_yaml::Value>,
     pub swagger: Option<serde_yaml::Value>,
+    /// Other Spinnaker services (`services.clouddriver.baseUrl`: where source images are looked
+    /// up by name, as Rosco does); see [`Settings::clouddriver_base_url`].
     pub services: Option<serde_yaml::Value>,
+    /// Rosco's `bakeAccount`: the account source images are looked up in when the request names
+    /// none (`aws.defaultAccount` wins).
+    #[serde(deserialize_with = "lenient_string")]
+    pub bake_account: Option<String>,
     pub endpoints: Option<serde_yaml::Value>,
     pub spring: Option<serde_yaml::Value>,
     pub logging: Option<serde_yaml::Value>,
@@ -95,6 +101,10 @@ pub struct AwsSettings {
     /// Rosco's dynamic base images: `aws.base.<os>.<vmType>.<label>.<region>`.
     pub base: Option<serde_yaml::Value>,
     pub accounts: Option<serde_yaml::Value>,
+    /// The Spinnaker account source images are looked up in (Clouddriver) when the request has
+    /// no `account_name`.
+    #[serde(deserialize_with = "lenient_string")]
+    pub default_account: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -307,6 +317,24 @@ impl Settings {
             .config_dir
             .clone()
             .unwrap_or_else(|| self.data_dir().join("packer"))
+    }
+
+    /// `services.clouddriver.baseUrl`, when set: source image names are looked up there.
+    pub fn clouddriver_base_url(&self) -> Option<String> {
+        let url = self.services.as_ref()?.get("clouddriver")?.get("baseUrl")?;
+        url.as_str()
+            .map(|u| u.trim().to_string())
+            .filter(|u| !u.is_empty())
+    }
+
+    /// The account a source image is looked up in when the request names none.
+    pub fn default_account(&self) -> Option<&str> {
+        self.aws
+            .default_account
+            .as_deref()
+            .or(self.bake_account.as_deref())
+            .map(str::trim)
+            .filter(|a| !a.is_empty())
     }
 
     pub fn default_provider(&self) -> &str {

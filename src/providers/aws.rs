@@ -5,6 +5,7 @@
 //! Packer's default chain, which reads that environment.
 
 use super::common::{BakeError, RecipeContext, push};
+use super::source::{self, NameQuery};
 use crate::bake::{BakeRequest, present};
 use crate::config::{AwsVirtualizationSettings, BaseImage, Settings};
 
@@ -14,17 +15,20 @@ pub struct Base {
     pub image: BaseImage,
     pub settings: AwsVirtualizationSettings,
     pub vm_type: String,
-    /// The source image: an `ami-…` id, or a name Packer resolves with `source_ami_filter`.
+    /// The source image's id (`ami-…`; for qemu, the base disk and its fingerprint).
     pub source_ami: String,
+    /// The name it was looked up by, when the configured or requested source was a name.
+    pub source_name: Option<String>,
 }
 
-/// Finds the base image and its settings for the request's region and vm type.
+/// Finds the base image and its settings for the request's region and vm type, and the source
+/// image's id (looking a name up through the context's `images`; see [`super::source`]).
 pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Base, BakeError> {
     let defaults = &ctx.settings.aws.bakery_defaults;
     let vm_type = present(&req.vm_type)
         .or(defaults.default_virtualization_type.as_deref())
         .unwrap_or("hvm")
-        .to_string();
+        .to_ascii_lowercase();
     if vm_type != "hvm" && vm_type != "pv" {
         return Err(BakeError::Invalid(format!(
             "vm_type '{vm_type}' is not a virtualization type (expected hvm or pv)"
@@ -37,42 +41,70 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Base, BakeError>
         )));
     };
     let Some(settings) = entry.virtualization_settings.iter().find(|v| {
-        v.region == ctx.region && v.virtualization_type.as_deref().unwrap_or("hvm") == vm_type
+        v.region == ctx.region
+            && v.virtualization_type
+                .as_deref()
+                .unwrap_or("hvm")
+                .eq_ignore_ascii_case(&vm_type)
     }) else {
         return Err(BakeError::Invalid(format!(
             "No virtualization settings found for region '{}', operating system '{os}', and vm type '{vm_type}'.",
             ctx.region
         )));
     };
-    let source_ami = present(&req.base_ami)
-        .or(settings
-            .source_ami
-            .as_deref()
-            .filter(|s| !s.trim().is_empty()))
+    let label = present(&req.base_label).unwrap_or("release");
+    let account = present(&req.account_name)
+        .or(ctx.settings.default_account())
         .map(str::to_string);
-    let Some(source_ami) = source_ami else {
-        return Err(BakeError::Invalid(format!(
+    let no_base = || {
+        BakeError::Invalid(format!(
             "No base image found for os '{os}', vm type '{vm_type}', region '{}', label: '{}', account: '{}'",
             ctx.region,
             present(&req.base_label).unwrap_or("null"),
-            present(&req.account_name).unwrap_or("null"),
-        )));
+            account.as_deref().unwrap_or("null"),
+        ))
+    };
+    // Rosco's order: the request's base_ami, the setting's sourceAmi, the dynamic key.
+    let given = present(&req.base_ami)
+        .or(settings
+            .source_ami
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty()))
+        .map(str::to_string)
+        .or_else(|| source::dynamic_base(ctx.settings, os, &vm_type, label, ctx.region))
+        .ok_or_else(no_base)?;
+    let (source_ami, source_name) = if source::is_image_id(&given) {
+        (given, None)
+    } else {
+        let query = NameQuery {
+            name: given.clone(),
+            region: ctx.region.to_string(),
+            account: account.clone(),
+            owners: vec![
+                settings
+                    .source_ami_owner
+                    .clone()
+                    .filter(|o| !o.trim().is_empty())
+                    .unwrap_or_else(|| "self".into()),
+            ],
+        };
+        let found = ctx
+            .images
+            .find(&query)
+            .map_err(|e| BakeError::Lookup(e.to_string()))?;
+        // An answer that is not an image id (a misbehaving service) counts as no match.
+        let id = source::pick(&found, &vm_type, settings.most_recent)
+            .filter(|id| source::is_image_id(id))
+            .ok_or_else(no_base)?;
+        (id, Some(given))
     };
     Ok(Base {
         image: entry.base_image.clone(),
         settings: settings.clone(),
         vm_type,
         source_ami,
-    })
-}
-
-/// Whether a source is an image id rather than a name to look up.
-pub fn is_image_id(source: &str) -> bool {
-    source.strip_prefix("ami-").is_some_and(|rest| {
-        !rest.is_empty()
-            && rest
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        source_name,
     })
 }
 
@@ -89,23 +121,8 @@ pub fn variables(
     let mut vars = Vec::new();
     push(&mut vars, "aws_region", Some(ctx.region.to_string()));
     push(&mut vars, "aws_instance_type", s.instance_type.clone());
-    if is_image_id(&base.source_ami) {
-        push(&mut vars, "aws_source_ami", Some(base.source_ami.clone()));
-    } else {
-        // A name: the shipped templates find it with `source_ami_filter` (no Clouddriver needed).
-        push(
-            &mut vars,
-            "aws_source_ami_name",
-            Some(base.source_ami.clone()),
-        );
-        push(
-            &mut vars,
-            "aws_source_ami_most_recent",
-            Some(s.most_recent.to_string()),
-        );
-        let owner = s.source_ami_owner.clone().unwrap_or_else(|| "self".into());
-        push(&mut vars, "aws_source_ami_owner", Some(owner));
-    }
+    // Always an id: a name was looked up before Packer runs, as Rosco does.
+    push(&mut vars, "aws_source_ami", Some(base.source_ami.clone()));
     push(&mut vars, "aws_target_ami", Some(image_name.to_string()));
     push(&mut vars, "aws_ssh_username", s.ssh_user_name.clone());
     push(&mut vars, "aws_winrm_username", s.win_rm_user_name.clone());
@@ -153,15 +170,5 @@ pub fn credentials_env(settings: &Settings) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_ids_are_told_from_names() {
-        assert!(is_image_id("ami-785db401"));
-        assert!(!is_image_id(
-            "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-*"
-        ));
-        assert!(!is_image_id("ami-"));
-    }
-}
+#[path = "aws_tests.rs"]
+mod tests;

@@ -2,6 +2,7 @@
 //! CI artifacts, the image name and appversion, the repository, extended attributes, the
 //! template and var file inside `configDir`, and the bake identity.
 
+use super::source::SourceImages;
 use super::{aws, checks, identity::Identity, limits::limits, paths::resolve_in_config_dir, qemu};
 use crate::bake::{BakeRequest, input, present};
 use crate::config::Settings;
@@ -16,9 +17,12 @@ pub struct RecipeContext<'a> {
     pub config_dir: &'a Path,
     pub region: &'a str,
     pub now_ms: i64,
+    /// Where a source image given by name is looked up (network I/O: prepare on a blocking
+    /// thread).
+    pub images: &'a dyn SourceImages,
 }
 
-/// Why a request cannot be baked. Every variant is the requester's to fix (HTTP 400).
+/// Why a request cannot be baked: the requester's to fix (HTTP 400), but for a failed lookup.
 #[derive(Debug, thiserror::Error)]
 pub enum BakeError {
     /// No enabled provider of that name (Rosco's message, kept verbatim).
@@ -27,6 +31,10 @@ pub enum BakeError {
     /// Anything else about the request; the message says what to change.
     #[error("{0}")]
     Invalid(String),
+    /// Looking the source image up failed (Clouddriver or EC2 unreachable or refusing): not the
+    /// request's fault (HTTP 503).
+    #[error("{0}")]
+    Lookup(String),
 }
 
 /// Packer variables, in the order they go on the command line.
@@ -43,7 +51,12 @@ pub struct Prepared {
     pub key: String,
     pub identity: Identity,
     pub image_name: String,
+    /// The image name with its suffix left open: what the identity keeps of the name.
+    pub image_name_pattern: String,
     pub app_version: Option<String>,
+    /// The source image: its id, and the name it was looked up by (AWS).
+    pub source_image: String,
+    pub source_name: Option<String>,
     /// The template's one spelling relative to configDir (`./x.json` and `a/../x.json` are
     /// `x.json`), used for `templatesNeedingRoot`, the identity and logs.
     pub template_name: String,
@@ -137,6 +150,7 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         .iter()
         .find(|p| p.name.as_deref().is_some_and(|n| !n.is_empty()));
     let image_name = recipe::image_name(req, first, ctx.now_ms);
+    let image_name_pattern = recipe::image_name_pattern(req, first);
     match &local {
         Some(_) => qemu::check_image_name(&image_name)?,
         None => recipe::check_aws_image_name(&image_name).map_err(BakeError::Invalid)?,
@@ -198,7 +212,10 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         key,
         identity: Identity::default(),
         image_name,
+        image_name_pattern,
         app_version,
+        source_image: base.source_ami.clone(),
+        source_name: base.source_name.clone(),
         run_as_root: ctx
             .settings
             .templates_needing_root()

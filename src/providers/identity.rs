@@ -1,14 +1,14 @@
 //! The bake identity: a digest of everything that changes the image. Rosco's key is built from
 //! a few request fields and misses extended attributes, `upgrade`, the template's content and
 //! the resolved source image, so different bakes were answered with one image. kiln's identity
-//! covers the provider, region, base image and source, vm type, the full variable set (secret
-//! values and the clock left out), the template, var file and the scripts the template names,
+//! covers the provider, region, base image and the source image's id (a name is looked up
+//! first: a new base AMI is a new bake), vm type, the full variable set (secret
+//! values and the image name's suffix, `ami_suffix` or the clock, left out), the template, var file and the scripts the template names,
 //! by content, and the CI artifacts by reference and digest.
 
 use super::aws::Base;
 use super::common::{Prepared, RecipeContext};
 use crate::bake::{Artifact, BakeRequest};
-use crate::recipe;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -28,14 +28,14 @@ impl Identity {
         base: &Base,
         artifacts: &[Artifact],
     ) -> Identity {
-        let clock = ctx.now_ms.to_string();
-        let timed = recipe::image_name_is_time_derived(req);
         let mut variables = Map::new();
         for (k, v) in &p.variables {
-            // The clock and where configDir happens to live change nothing in the image (the
-            // files in it count by content), so instances with different data dirs agree.
-            let v = if timed && k == "aws_target_ami" {
-                v.replace(&clock, "{time}")
+            // The image name's suffix (`ami_suffix`, fresh on every pipeline run, else the
+            // clock) and where configDir happens to live change nothing in the image (the files
+            // in it count by content), so a re-run pipeline and instances with different data
+            // dirs agree.
+            let v = if v.contains(&p.image_name) {
+                v.replace(&p.image_name, &p.image_name_pattern)
             } else if k == "configDir" {
                 "{configDir}".to_string()
             } else {
@@ -64,6 +64,7 @@ impl Identity {
             "provider": p.provider,
             "region": ctx.region,
             "base_os": base.image.id,
+            "image_name": p.image_name_pattern,
             "source_image": base.source_ami,
             "vm_type": base.vm_type,
             "enhanced_networking": req.enhanced_networking == Some(true),

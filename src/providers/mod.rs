@@ -11,6 +11,7 @@ mod identity;
 mod limits;
 mod paths;
 pub mod qemu;
+pub mod source;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use common::{BakeError, Prepared, RecipeContext, prepare};

@@ -2,6 +2,7 @@
 //! identity of request-given secrets, and no panic on any input.
 
 use super::*;
+use crate::providers::source::NoLookup;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -40,6 +41,7 @@ impl Fixture {
             config_dir: self.dir.path(),
             region,
             now_ms: 1,
+            images: &NoLookup,
         };
         prepare(&req, &ctx).map_err(|e| e.to_string())
     }

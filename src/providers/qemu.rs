@@ -64,6 +64,7 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeEr
         settings: Default::default(),
         vm_type: "qemu".into(),
         source_ami: format!("{}@{}", image.disk.display(), image.fingerprint),
+        source_name: None,
     };
     Ok(Selected { base, image })
 }

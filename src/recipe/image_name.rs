@@ -12,23 +12,31 @@ const AMI_NAME_LENGTH: std::ops::RangeInclusive<usize> = 3..=128;
 
 /// The image name for a bake of `first` that started at `suffix_millis`.
 pub fn image_name(req: &BakeRequest, first: Option<&OsPackageName>, suffix_millis: i64) -> String {
+    let suffix = present(&req.ami_suffix)
+        .map(str::to_string)
+        .unwrap_or_else(|| suffix_millis.to_string());
+    named(req, first, &suffix)
+}
+
+/// The image name with its suffix left open (`kato-all-{suffix}-trusty`): what the bake's
+/// identity keeps of the name. The suffix (`ami_suffix`, else the clock) only names the image:
+/// Orca sends a fresh `ami_suffix` on every pipeline run, and Rosco's key leaves it out too.
+pub fn image_name_pattern(req: &BakeRequest, first: Option<&OsPackageName>) -> String {
+    named(req, first, SUFFIX)
+}
+
+/// The placeholder of the suffix in [`image_name_pattern`].
+pub const SUFFIX: &str = "{suffix}";
+
+fn named(req: &BakeRequest, first: Option<&OsPackageName>, suffix: &str) -> String {
     let base = present(&req.ami_name)
         .or_else(|| first.and_then(|p| present(&p.name)))
         .unwrap_or_default();
     let arch = first.and_then(|p| present(&p.arch)).unwrap_or("all");
-    let suffix = present(&req.ami_suffix)
-        .map(str::to_string)
-        .unwrap_or_else(|| suffix_millis.to_string());
     let base_os = present(&req.base_os).unwrap_or_default();
-    let parts = [base, arch, &suffix, base_os];
+    let parts = [base, arch, suffix, base_os];
     let kept: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
     kept.join("-")
-}
-
-/// True when the image name carries the clock (no `ami_suffix`), so the bake's identity must
-/// leave the time out of it.
-pub fn image_name_is_time_derived(req: &BakeRequest) -> bool {
-    present(&req.ami_suffix).is_none()
 }
 
 /// Checks `name` against AWS's AMI-name rule: 3 to 128 characters, letters, digits, spaces and
@@ -135,13 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn the_image_name_is_time_derived_only_without_an_ami_suffix() {
-        assert!(image_name_is_time_derived(&request("x", "", "ubuntu")));
-        assert!(image_name_is_time_derived(&BakeRequest {
-            ami_suffix: Some(" ".into()),
-            ..BakeRequest::default()
-        }));
-        assert!(!image_name_is_time_derived(&request("", "1.0", "ubuntu")));
+    fn the_pattern_leaves_the_suffix_open_whether_given_or_the_clock() {
+        let first = PackageType::Deb.parse("kato_1.0-h2.abc_all");
+        let pattern = "kato-all-{suffix}-ubuntu";
+        assert_eq!(
+            image_name_pattern(&request("", "20260101120000", "ubuntu"), Some(&first)),
+            pattern
+        );
+        assert_eq!(
+            image_name_pattern(&request("", "", "ubuntu"), Some(&first)),
+            pattern
+        );
+        assert_eq!(
+            image_name_pattern(&request("app", "", ""), None),
+            "app-all-{suffix}"
+        );
     }
 
     #[test]

@@ -172,7 +172,7 @@ fn bake_options_list_the_configured_base_images_in_roscos_shape() {
     assert_eq!(r.status, 404);
     assert_eq!(
         r.json()["messages"][0],
-        "Can't find base image with id xenial in aws base images: trusty"
+        "Bake options not found. Can't find base image with id xenial in aws base images: trusty"
     );
     assert_eq!(
         kiln.get("/bakeOptions/aws/baseImages/trusty").json()["shortDescription"],
@@ -184,6 +184,9 @@ fn bake_options_list_the_configured_base_images_in_roscos_shape() {
 fn health_status_and_metrics_answer() {
     let (_d, kiln) = kiln();
     assert_eq!(kiln.get("/health").json(), json!({"status": "UP"}));
+    // Gate asks every service for its plugins.
+    let plugins = kiln.get("/installedPlugins");
+    assert_eq!((plugins.status, plugins.json()), (200, json!([])));
     let all = kiln.get("/status/all").json();
     let me = all["instance"].as_str().unwrap();
     assert!(me.contains('@'), "uuid@hostname: {me}");

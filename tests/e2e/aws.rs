@@ -247,16 +247,27 @@ fn an_unknown_source_ami_ends_canceled_failure_with_packers_error_in_the_log() {
 }
 
 #[test]
-fn a_source_image_given_by_name_is_found_by_packer_without_clouddriver() {
+fn a_source_image_given_by_name_is_looked_up_in_ec2_by_kiln_without_clouddriver() {
     let moto = Moto::start();
     let seed = moto.seed();
     let data = tempfile::tempdir().unwrap();
     let kiln = Kiln::start(data.path(), &moto_config(&moto, &seed, SECRET, ""));
     let mut body = request("nginx");
-    body["base_ami"] = json!("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721");
+    let name = "ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721";
+    body["base_ami"] = json!(name);
     let id = kiln.bake_id("us-east-1", &body);
     let s = kiln.wait(&id, Duration::from_secs(120));
     assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
+    // Packer got the id (owner 099720109477, the setting's sourceAmiOwner).
+    let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
+    assert_eq!(
+        view["recipe"]["source_image"],
+        json!({"id": "ami-785db401", "name": name, "via": "ec2"})
+    );
+    assert_eq!(
+        view["recipe"]["variables"]["aws_source_ami"],
+        "ami-785db401"
+    );
     assert!(
         kiln.log(&id).contains("Found Image ID: ami-785db401"),
         "{}",

@@ -17,4 +17,5 @@ mod processes;
 mod qemu;
 mod recipes;
 mod server_defences;
+mod spinnaker;
 mod vm;
