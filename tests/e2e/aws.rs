@@ -274,3 +274,47 @@ fn a_source_image_given_by_name_is_looked_up_in_ec2_by_kiln_without_clouddriver(
         kiln.log(&id)
     );
 }
+
+#[test]
+fn without_bakery_keys_kilns_own_lookup_signs_with_the_default_chain() {
+    // No awsAccessKey/awsSecretKey: kiln's EC2 client takes credentials from the default chain
+    // (here the environment, as on EKS or with a profile), as Packer does. The metadata service
+    // is switched off so nothing can try a non-loopback address.
+    const CHAIN_KEY: &str = "AKIAKILNCHAINKEY0001";
+    let moto = Moto::start();
+    let seed = moto.seed();
+    let data = tempfile::tempdir().unwrap();
+    let yaml = moto_config(&moto, &seed, SECRET, "").replace(
+        &format!("    awsAccessKey: AKIAKILNTESTKEY00001\n    awsSecretKey: {SECRET}\n"),
+        "",
+    );
+    assert!(!yaml.contains("awsSecretKey"), "{yaml}");
+    let config = data.path().join("kiln.yml");
+    std::fs::write(&config, &yaml).unwrap();
+    let kiln = Kiln::start_env(
+        data.path(),
+        &config,
+        &[
+            ("AWS_ACCESS_KEY_ID", CHAIN_KEY),
+            ("AWS_SECRET_ACCESS_KEY", "kiln-chain-secret"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_CONFIG_FILE", "/dev/null"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/dev/null"),
+        ],
+    );
+    let mut body = request("nginx");
+    body["base_ami"] = json!("ubuntu/images/hvm-ssd/ubuntu-xenial-16.04-amd64-server-20170721");
+    let id = kiln.bake_id("us-east-1", &body);
+    let s = kiln.wait(&id, Duration::from_secs(120));
+    assert_eq!(s["state"], "COMPLETED", "{}", kiln.log(&id));
+    let calls = moto.inspect("calls", &[]);
+    let lookup = calls.as_array().unwrap().iter().find(|c| {
+        c["action"] == "DescribeImages"
+            && c["params"].to_string().contains("Filter.1.Name")
+            && c["access_key"] == CHAIN_KEY
+    });
+    assert!(
+        lookup.is_some(),
+        "kiln's name lookup with the chain's key: {calls}"
+    );
+}
