@@ -33,7 +33,7 @@ impl Bakery {
                     staged = run;
                     &staged
                 }
-                Err(e) => return self.fail_to_start(&record, &std::io::Error::other(e)),
+                Err(e) => return self.fail_to_start(&record, &e),
             }
         } else {
             p
@@ -312,8 +312,8 @@ impl Bakery {
         }
     }
 
-    fn fail_to_start(&self, record: &BakeRecord, e: &std::io::Error) {
-        let error = format!("could not start Packer: {e}");
+    fn fail_to_start(&self, record: &BakeRecord, e: &(dyn std::error::Error + 'static)) {
+        let error = format!("could not start Packer: {}", crate::telemetry::Chain(e));
         self.finish(&record.id, Phase::Failed, Cause::JobFailed, error);
     }
 }
