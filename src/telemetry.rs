@@ -1,5 +1,11 @@
-//! Logging: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`), and
-//! [`Escaped`], how text that came from outside appears in a log line or a message.
+//! Logging: human-readable lines on stderr, filtered by `RUST_LOG` (default `info`),
+//! [`Escaped`], how text that came from outside appears in a log line or a message, and
+//! [`Chain`], how an error appears with its causes.
+//!
+//! kiln's convention for errors: a message never repeats its cause. An error type that keeps
+//! its cause (`#[source]`/`#[from]`, or a field named `source`) leaves it out of its own text,
+//! and whoever shows the error to a person prints the whole chain once: anyhow's `{:#}`, or
+//! [`Chain`] for a typed error.
 
 use std::fmt;
 
@@ -61,9 +67,45 @@ pub fn escaped(text: &str) -> String {
     Escaped(text).to_string()
 }
 
+/// An error and its causes on one line, `outer: cause: root cause`, as anyhow's `{:#}` prints
+/// a chain. A cause whose text the line already holds is left out: kiln's own errors follow the
+/// convention above, but some libraries' errors (the AWS SDK's) repeat their source.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut line = self.0.to_string();
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            let text = c.to_string();
+            if !line.contains(&text) {
+                line.push_str(": ");
+                line.push_str(&text);
+            }
+            cause = c.source();
+        }
+        f.write_str(&line)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_chain_names_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the store")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(Chain(&e).to_string(), "cannot open the store: disk on fire");
+        // A library error that repeats its source in its own message: the cause is not added.
+        #[derive(Debug, thiserror::Error)]
+        #[error("no credentials: {0}")]
+        struct Repeats(#[source] std::io::Error);
+        let e = Repeats(std::io::Error::other("IMDS timed out"));
+        assert_eq!(Chain(&e).to_string(), "no credentials: IMDS timed out");
+    }
 
     #[test]
     fn escaped_text_cannot_start_a_line_or_steer_a_terminal() {

@@ -53,7 +53,7 @@ pub fn install(settings: &Settings) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create configDir {}", dir.display()))?;
     if let Err(e) = install_shipped(&dir) {
-        tracing::warn!(config_dir = %dir.display(), error = %e, "could not install kiln's shipped templates; using what configDir holds");
+        tracing::warn!(config_dir = %dir.display(), error = %format!("{e:#}"), "could not install kiln's shipped templates; using what configDir holds");
     }
     install_files(&dir, &settings.files)
 }

@@ -7,7 +7,7 @@ use super::view::{self, Secrets};
 use super::yaml::{self, Changes};
 use super::{cli, secret};
 use clap::Args;
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::path::Path;
 
 /// Halyard's flags for `aws.bakeryDefaults`; an empty value removes a key.
@@ -117,6 +117,6 @@ pub(crate) fn show(config: Option<&Path>) -> anyhow::Result<()> {
         "enabled": aws.enabled,
         "bakeryDefaults": view::bakery_defaults(&aws.bakery_defaults, Secrets::Mask),
     }});
-    print!("{}", serde_yaml::to_string(&view::without_nulls(shown))?);
+    print!("{}", serde_norway::to_string(&view::without_nulls(shown))?);
     Ok(())
 }

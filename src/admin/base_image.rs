@@ -9,7 +9,7 @@ use super::file::ConfigFile;
 use super::yaml::{self, Changes};
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::path::Path;
 
 #[derive(Debug, Subcommand)]

@@ -4,10 +4,9 @@
 //! `server.address:server.port` from the same config file.
 
 use super::cli::ApplyArgs;
-use anyhow::{Context, bail};
+use anyhow::Context;
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,47 +71,19 @@ fn server_addr(config: Option<&Path>, args: &ApplyArgs) -> anyhow::Result<Socket
     })
 }
 
-/// A bodiless HTTP/1.1 POST; returns the status and the body.
+/// A bodiless POST through ureq (which handles chunked and sized bodies); returns the status and
+/// the body. An HTTP error status is an answer to print, not a failure.
 fn post(addr: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    s.set_read_timeout(Some(Duration::from_secs(120)))?;
-    let req = format!(
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-    );
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    let text = String::from_utf8_lossy(&raw);
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        bail!("kiln answered something that is not HTTP");
-    };
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .context("kiln answered without a status")?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    Ok((
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    ))
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        // kiln is on this host: an HTTP(S)_PROXY in the operator's environment is not for it.
+        .proxy(None)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_global(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let mut answer = agent.post(format!("http://{addr}{path}")).send_empty()?;
+    let status = answer.status().as_u16();
+    let body = answer.body_mut().read_to_string()?;
+    Ok((status, body))
 }

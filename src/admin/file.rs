@@ -5,7 +5,7 @@
 
 use super::yaml;
 use anyhow::{Context, bail};
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ impl ConfigFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e).with_context(|| format!("cannot read {}", real.display())),
         };
-        let root = match original.as_deref().map(serde_yaml::from_str::<Value>) {
+        let root = match original.as_deref().map(serde_norway::from_str::<Value>) {
             None => Mapping::new(),
             Some(Ok(Value::Null)) => Mapping::new(),
             Some(Ok(Value::Mapping(m))) => m,
@@ -55,7 +55,7 @@ impl ConfigFile {
     /// Writes the tree back. Refuses when the edit turns a loadable file into one kiln would not
     /// start with (the reason is given); the original stays as it was.
     pub(crate) fn save(&self) -> anyhow::Result<()> {
-        let text = serde_yaml::to_string(&self.root).context("cannot write the YAML")?;
+        let text = serde_norway::to_string(&self.root).context("cannot write the YAML")?;
         let env = |k: &str| std::env::var(k).ok();
         let was_ok = self
             .original
@@ -138,7 +138,7 @@ mod tests {
         assert_eq!(mode, 0o640);
         let mut f = ConfigFile::open(&path).unwrap();
         let yaml = "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: S\n";
-        f.root = serde_yaml::from_str(yaml).unwrap();
+        f.root = serde_norway::from_str(yaml).unwrap();
         f.save().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
@@ -159,7 +159,7 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &planted).unwrap();
         let mut f = ConfigFile::open(&path).unwrap();
         let yaml = "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: S\n";
-        f.root = serde_yaml::from_str(yaml).unwrap();
+        f.root = serde_norway::from_str(yaml).unwrap();
         f.save().unwrap();
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "theirs\n");
         let meta = std::fs::symlink_metadata(&path).unwrap();

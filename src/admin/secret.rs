@@ -4,7 +4,7 @@
 
 use anyhow::{Context, bail};
 use std::ffi::OsString;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 
 /// The flag that reads the secret; it takes no value on the command line.
 const SECRET_FLAG: &str = "--aws-secret-key";
@@ -62,15 +62,12 @@ fn collect_longs(cmd: &clap::Command, into: &mut Vec<String>) {
     }
 }
 
-/// Reads one secret line; an empty secret is refused.
+/// Reads one secret line; an empty secret is refused. On a terminal, rpassword prompts and reads
+/// on the controlling terminal with echo off (and restores it however the read ends).
 pub(crate) fn read(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let line = if stdin.is_terminal() {
-        eprint!("{prompt}");
-        let _ = std::io::stderr().flush();
-        let line = without_echo(|| read_line(&mut stdin.lock()));
-        eprintln!();
-        line?
+        rpassword::prompt_password(prompt).context("cannot read the secret from the terminal")?
     } else {
         read_line(&mut stdin.lock())?
     };
@@ -87,25 +84,6 @@ fn read_line(input: &mut impl BufRead) -> anyhow::Result<String> {
         .read_line(&mut line)
         .context("cannot read the secret from standard input")?;
     Ok(line)
-}
-
-/// Runs `f` with the terminal's echo off, and restores the terminal afterwards.
-fn without_echo<T>(f: impl FnOnce() -> T) -> T {
-    let fd = libc::STDIN_FILENO;
-    // SAFETY: termios is plain old data; tcgetattr fills it for a valid fd or fails.
-    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
-    // SAFETY: fd 0 is open (it is a terminal), and `saved` is a valid termios to fill.
-    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
-        return f();
-    }
-    let mut quiet = saved;
-    quiet.c_lflag &= !libc::ECHO;
-    // SAFETY: `quiet` is a copy of the terminal's own settings with echo cleared.
-    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &quiet) };
-    let out = f();
-    // SAFETY: restores exactly the settings read above.
-    unsafe { libc::tcsetattr(fd, libc::TCSAFLUSH, &saved) };
-    out
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ fn duration(d: &Option<DurationText>) -> Value {
     d.map_or(Value::Null, |d| json!(format!("{:?}", d.0)))
 }
 
-fn yaml(v: &Option<serde_yaml::Value>) -> Value {
+fn yaml(v: &Option<serde_norway::Value>) -> Value {
     v.as_ref()
         .map(|v| serde_json::to_value(v).unwrap_or_else(|_| json!(format!("{v:?}"))))
         .unwrap_or(Value::Null)

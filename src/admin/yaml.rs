@@ -3,7 +3,7 @@
 //! written in camelCase and replaces any other spelling of itself in place, so the file never
 //! holds the same setting twice.
 
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 
 pub(crate) use crate::config::relaxed_key as camel;
 
@@ -86,7 +86,7 @@ pub(crate) fn text(v: Option<&Value>) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Number(n)) => n.to_string(),
         Some(Value::Bool(b)) => b.to_string(),
-        Some(other) => serde_yaml::to_string(other)
+        Some(other) => serde_norway::to_string(other)
             .map(|s| s.trim().replace('\n', " "))
             .unwrap_or_default(),
     }
@@ -133,7 +133,7 @@ mod tests {
     use super::*;
 
     fn map(yaml: &str) -> Mapping {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_norway::from_str(yaml).unwrap()
     }
 
     #[test]
@@ -145,7 +145,7 @@ mod tests {
             Some(Value::String("subnet-b".into())),
         );
         assert_eq!(text(old.as_ref()), "subnet-a");
-        let out = serde_yaml::to_string(&m).unwrap();
+        let out = serde_norway::to_string(&m).unwrap();
         assert_eq!(out, "a: 1\nawsSubnetId: subnet-b\nb: 2\n");
     }
 
@@ -154,7 +154,7 @@ mod tests {
         let mut m = map("a: 0\nbakery-defaults:\n  x: 1\nb: 0\n");
         child_map(&mut m, "bakeryDefaults").insert("y".into(), 2.into());
         child_map(&mut m, "other");
-        let out = serde_yaml::to_string(&m).unwrap();
+        let out = serde_norway::to_string(&m).unwrap();
         assert_eq!(
             out,
             "a: 0\nbakeryDefaults:\n  x: 1\n  y: 2\nb: 0\nother: {}\n"

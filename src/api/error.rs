@@ -110,23 +110,21 @@ impl IntoResponse for ApiError {
 
 /// The current time as Spring prints it (`2026-11-24T21:38:40.123+00:00`).
 fn now_iso8601() -> String {
-    let ms = crate::bakery::now_ms();
-    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Howard Hinnant's civil-from-days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}+00:00",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    jiff::Timestamp::from_millisecond(crate::bakery::now_ms())
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime("%Y-%m-%dT%H:%M:%S%.3f+00:00")
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_error_time_is_springs_utc_form_with_milliseconds() {
+        let t = super::now_iso8601();
+        assert_eq!(t.len(), "2026-11-24T21:38:40.123+00:00".len(), "{t}");
+        assert!(t.ends_with("+00:00") && t.as_bytes()[10] == b'T', "{t}");
+        let parsed: jiff::Timestamp = t.parse().unwrap();
+        let age = jiff::Timestamp::now().duration_since(parsed);
+        assert!(age.as_secs() < 60, "{t}");
+    }
 }

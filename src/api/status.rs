@@ -75,5 +75,8 @@ pub async fn metrics(State(bakery): State<Bakery>) -> impl IntoResponse {
     let body = bakery
         .metrics()
         .render(bakery.active_ids().len(), bakery.queued_count());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body)
+    (
+        [(header::CONTENT_TYPE, crate::bakery::METRICS_CONTENT_TYPE)],
+        body,
+    )
 }

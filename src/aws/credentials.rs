@@ -68,23 +68,8 @@ impl CredentialSource {
                 provider
                     .provide_credentials()
                     .await
-                    .map_err(|e| AwsError::Credentials(chain_error(&e)))
+                    .map_err(|e| AwsError::Credentials(crate::telemetry::Chain(&e).to_string()))
             }
         }
     }
-}
-
-/// The chain's error with its causes, on one line.
-fn chain_error(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
 }

@@ -1,122 +1,150 @@
-//! The bakery's metrics, declared here and rendered in Prometheus' text format. Labels come from
-//! bounded sets only: request flavors, causes ([`Cause`]), configured regions, matched routes.
+//! The bakery's metrics, declared here and rendered by prometheus-client in the OpenMetrics text
+//! format (which Prometheus scrapes). Labels come from bounded sets only: request flavors, causes
+//! ([`Cause`]), configured regions, matched routes.
 
 use crate::bake::Cause;
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Bake duration buckets, in seconds: from a fast failure to a two-hour bake.
 const BUCKETS: [f64; 10] = [
     1.0, 5.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0, 7200.0,
 ];
 
-#[derive(Default)]
-pub struct Metrics {
-    inner: Mutex<State>,
+/// The `Content-Type` of [`Metrics::render`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Flavor {
+    flavor: &'static str,
 }
 
-/// Bucket counts, count, and sum of seconds.
-type Histogram = (Vec<u64>, u64, f64);
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    success: bool,
+    cause: &'static str,
+    region: String,
+}
 
-#[derive(Default)]
-struct State {
-    requested: BTreeMap<&'static str, u64>,
-    /// (success, cause, region) → (bucket counts, count, sum seconds)
-    completed: BTreeMap<(bool, &'static str, String), Histogram>,
-    /// route → status → count; looked up by `&str`, so only a route's first request allocates.
-    http: BTreeMap<String, BTreeMap<u16, u64>>,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Route {
+    route: String,
+    status: u16,
+}
+
+type Durations = Family<Outcome, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    registry: Registry,
+    requested: Family<Flavor, Counter>,
+    completed: Durations,
+    http: Family<Route, Counter>,
+    active: Gauge,
+    queued: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let requested = Family::<Flavor, Counter>::default();
+        let completed: Durations = Family::new_with_constructor(|| Histogram::new(BUCKETS));
+        let http = Family::<Route, Counter>::default();
+        let (active, queued) = (Gauge::default(), Gauge::default());
+        let mut registry = Registry::default();
+        let r = &mut registry;
+        // Counters are exposed with `_total` appended (`kiln_bakes_requested_total`).
+        let flavors = "Bake requests, by flavor (plain, duplicate, rebake)";
+        r.register("kiln_bakes_requested", flavors, requested.clone());
+        let finished = "Finished bakes, from request to result";
+        r.register("kiln_bake_duration_seconds", finished, completed.clone());
+        let running = "Bakes running or queued in this process";
+        r.register("kiln_bakes_active", running, active.clone());
+        r.register(
+            "kiln_bakes_queued",
+            "Bakes waiting for a slot",
+            queued.clone(),
+        );
+        let routes = "HTTP requests, by matched route and status";
+        r.register("kiln_http_requests", routes, http.clone());
+        Metrics {
+            registry,
+            requested,
+            completed,
+            http,
+            active,
+            queued,
+        }
+    }
 }
 
 impl Metrics {
     /// `flavor` is one of `plain`, `duplicate`, `rebake`.
     pub fn requested(&self, flavor: &'static str) {
-        *super::lock(&self.inner)
-            .requested
-            .entry(flavor)
-            .or_default() += 1;
+        self.requested.get_or_create(&Flavor { flavor }).inc();
     }
 
     pub fn completed(&self, cause: Cause, region: &str, duration_ms: i64) {
+        let outcome = Outcome {
+            success: cause == Cause::Success,
+            cause: cause.as_str(),
+            region: region.to_string(),
+        };
         let secs = duration_ms.max(0) as f64 / 1000.0;
-        let mut s = super::lock(&self.inner);
-        let key = (cause == Cause::Success, cause.as_str(), region.to_string());
-        let entry = s
-            .completed
-            .entry(key)
-            .or_insert_with(|| (vec![0; BUCKETS.len()], 0, 0.0));
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                entry.0[i] += 1;
-            }
-        }
-        entry.1 += 1;
-        entry.2 += secs;
+        self.completed.get_or_create(&outcome).observe(secs);
     }
 
     /// `route` is the matched route template, never the raw path.
     pub fn http(&self, route: &str, status: u16) {
-        let mut s = super::lock(&self.inner);
-        match s.http.get_mut(route) {
-            Some(by_status) => *by_status.entry(status).or_default() += 1,
-            None => {
-                s.http
-                    .insert(route.to_string(), BTreeMap::from([(status, 1)]));
-            }
-        }
+        let route = Route {
+            route: route.to_string(),
+            status,
+        };
+        self.http.get_or_create(&route).inc();
     }
 
     /// The text exposition; `active` and `queued` are read at scrape time.
     pub fn render(&self, active: usize, queued: usize) -> String {
-        let s = super::lock(&self.inner);
+        self.active.set(i64::try_from(active).unwrap_or(i64::MAX));
+        self.queued.set(i64::try_from(queued).unwrap_or(i64::MAX));
         let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "# HELP kiln_bakes_requested_total Bake requests, by flavor (plain, duplicate, rebake).\n# TYPE kiln_bakes_requested_total counter"
-        );
-        for (flavor, n) in &s.requested {
-            let _ = writeln!(out, "kiln_bakes_requested_total{{flavor=\"{flavor}\"}} {n}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kiln_bake_duration_seconds Finished bakes, from request to result.\n# TYPE kiln_bake_duration_seconds histogram"
-        );
-        for ((success, cause, region), (buckets, count, sum)) in &s.completed {
-            let labels = format!("success=\"{success}\",cause=\"{cause}\",region=\"{region}\"");
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "kiln_bake_duration_seconds_bucket{{{labels},le=\"{b}\"}} {}",
-                    buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "kiln_bake_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
-            );
-            let _ = writeln!(out, "kiln_bake_duration_seconds_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "kiln_bake_duration_seconds_count{{{labels}}} {count}");
-        }
-        let _ = writeln!(
-            out,
-            "# HELP kiln_bakes_active Bakes running or queued in this process.\n# TYPE kiln_bakes_active gauge\nkiln_bakes_active {active}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP kiln_bakes_queued Bakes waiting for a slot.\n# TYPE kiln_bakes_queued gauge\nkiln_bakes_queued {queued}"
-        );
-        let _ = writeln!(
-            out,
-            "# HELP kiln_http_requests_total HTTP requests, by matched route and status.\n# TYPE kiln_http_requests_total counter"
-        );
-        for (route, by_status) in &s.http {
-            for (status, n) in by_status {
-                let _ = writeln!(
-                    out,
-                    "kiln_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_exposition_names_each_series_with_its_labels() {
+        let m = Metrics::default();
+        m.requested("plain");
+        m.requested("plain");
+        m.completed(Cause::Success, "us-east-1", 90_000);
+        m.http("/api/v1/{region}/status/{id}", 400);
+        let text = m.render(2, 1);
+        for line in [
+            "# TYPE kiln_bakes_requested counter",
+            "kiln_bakes_requested_total{flavor=\"plain\"} 2",
+            "# TYPE kiln_bake_duration_seconds histogram",
+            "kiln_bake_duration_seconds_bucket{le=\"60.0\",success=\"true\",cause=\"success\",region=\"us-east-1\"} 0",
+            "kiln_bake_duration_seconds_bucket{le=\"120.0\",success=\"true\",cause=\"success\",region=\"us-east-1\"} 1",
+            "kiln_bake_duration_seconds_sum{success=\"true\",cause=\"success\",region=\"us-east-1\"} 90.0",
+            "kiln_bake_duration_seconds_count{success=\"true\",cause=\"success\",region=\"us-east-1\"} 1",
+            "kiln_bakes_active 2",
+            "kiln_bakes_queued 1",
+            "kiln_http_requests_total{route=\"/api/v1/{region}/status/{id}\",status=\"400\"} 1",
+            "# EOF",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
+        }
     }
 }

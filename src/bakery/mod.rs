@@ -19,7 +19,7 @@ pub use recover::Recovered;
 mod run;
 
 pub use create::{CreateError, Created};
-pub use metrics::Metrics;
+pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 use queue::Queue;
 
 use crate::bake::{BakeRecord, Cause, Phase};

@@ -33,7 +33,7 @@ impl Bakery {
                     staged = run;
                     &staged
                 }
-                Err(e) => return self.fail_to_start(&record, &std::io::Error::other(e)),
+                Err(e) => return self.fail_to_start(&record, &e),
             }
         } else {
             p
@@ -312,8 +312,8 @@ impl Bakery {
         }
     }
 
-    fn fail_to_start(&self, record: &BakeRecord, e: &std::io::Error) {
-        let error = format!("could not start Packer: {e}");
+    fn fail_to_start(&self, record: &BakeRecord, e: &(dyn std::error::Error + 'static)) {
+        let error = format!("could not start Packer: {}", crate::telemetry::Chain(e));
         self.finish(&record.id, Phase::Failed, Cause::JobFailed, error);
     }
 }
@@ -326,13 +326,13 @@ fn failure(errors: &[String], fallback: &str) -> String {
     }
 }
 
+/// A limit as the config spells durations (`30m`, `1h 30m`, `500ms`): humantime's form, which
+/// the config loader also parses.
 fn human(d: Option<Duration>) -> String {
-    match d {
-        Some(d) if d.as_secs() >= 60 && d.as_secs() % 60 == 0 => format!("{}m", d.as_secs() / 60),
-        Some(d) if d.as_secs() > 0 => format!("{}s", d.as_secs()),
-        Some(d) => format!("{}ms", d.as_millis()),
-        None => "none".into(),
-    }
+    d.map_or_else(
+        || "none".into(),
+        |d| humantime::format_duration(d).to_string(),
+    )
 }
 
 fn spawn_flusher(sink: Arc<Mutex<LogSink>>) -> tokio::task::JoinHandle<()> {
@@ -353,5 +353,20 @@ fn replay(sink: &mut LogSink, run_dir: &std::path::Path, upto: u64) {
     let end = (upto as usize).min(bytes.len());
     for line in String::from_utf8_lossy(&bytes[..end]).lines() {
         sink.replay(line);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human;
+    use std::time::Duration;
+
+    #[test]
+    fn limits_are_named_the_way_the_config_spells_them() {
+        assert_eq!(human(Some(Duration::from_secs(1800))), "30m");
+        assert_eq!(human(Some(Duration::from_secs(5400))), "1h 30m");
+        assert_eq!(human(Some(Duration::from_secs(1))), "1s");
+        assert_eq!(human(Some(Duration::from_millis(500))), "500ms");
+        assert_eq!(human(None), "none");
     }
 }

@@ -34,10 +34,10 @@ pub struct DurationText(pub Duration);
 
 impl<'de> Deserialize<'de> for DurationText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let v = serde_yaml::Value::deserialize(d)?;
+        let v = serde_norway::Value::deserialize(d)?;
         let text = match v {
-            serde_yaml::Value::Number(n) => n.to_string(),
-            serde_yaml::Value::String(s) => s,
+            serde_norway::Value::Number(n) => n.to_string(),
+            serde_norway::Value::String(s) => s,
             other => {
                 return Err(serde::de::Error::custom(format!(
                     "expected a duration such as 90s or 45m, found {other:?}"

@@ -4,7 +4,7 @@
 
 use super::Settings;
 use anyhow::{Context, bail};
-use serde_yaml::{Mapping, Value};
+use serde_norway::{Mapping, Value};
 use std::path::Path;
 
 /// Settings plus what the loader wants the operator to know.
@@ -30,7 +30,7 @@ pub fn load_str(text: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Res
     let raw: Value = if text.trim().is_empty() {
         Value::Mapping(Mapping::new())
     } else {
-        serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("malformed YAML: {e}"))?
+        serde_norway::from_str(text).map_err(|e| anyhow::anyhow!("malformed YAML: {e}"))?
     };
     let value = resolve(normalize(raw, false), "", env)?;
     let mut warnings = Vec::new();
@@ -120,7 +120,7 @@ fn resolve(v: Value, path: &str, env: &dyn Fn(&str) -> Option<String>) -> anyhow
             let whole = s.starts_with("${") && s.ends_with('}') && s.matches("${").count() == 1;
             let text = substitute(&s, env).with_context(|| format!("key '{path}'"))?;
             if whole {
-                serde_yaml::from_str::<Value>(&text)
+                serde_norway::from_str::<Value>(&text)
                     .ok()
                     .filter(|v| !matches!(v, Value::Mapping(_) | Value::Sequence(_)))
                     .unwrap_or(Value::String(text))

@@ -32,18 +32,18 @@ pub struct Settings {
     /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
     pub files: BTreeMap<String, String>,
     /// Spring settings kiln accepts and does not need (kept so they are not reported unknown).
-    pub spectator: Option<serde_yaml::Value>,
-    pub swagger: Option<serde_yaml::Value>,
+    pub spectator: Option<serde_norway::Value>,
+    pub swagger: Option<serde_norway::Value>,
     /// Other Spinnaker services (`services.clouddriver.baseUrl`: where source images are looked
     /// up by name, as Rosco does); see [`Settings::clouddriver_base_url`].
-    pub services: Option<serde_yaml::Value>,
+    pub services: Option<serde_norway::Value>,
     /// Rosco's `bakeAccount`: the account source images are looked up in when the request names
     /// none (`aws.defaultAccount` wins).
     #[serde(deserialize_with = "lenient_string")]
     pub bake_account: Option<String>,
-    pub endpoints: Option<serde_yaml::Value>,
-    pub spring: Option<serde_yaml::Value>,
-    pub logging: Option<serde_yaml::Value>,
+    pub endpoints: Option<serde_norway::Value>,
+    pub spring: Option<serde_norway::Value>,
+    pub logging: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -68,7 +68,7 @@ pub struct RoscoSettings {
     pub config_dir: Option<PathBuf>,
     pub jobs: RoscoJobs,
     /// Rosco's poller settings: kiln needs no poller, so they are accepted and ignored.
-    pub polling: Option<serde_yaml::Value>,
+    pub polling: Option<serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -99,8 +99,8 @@ pub struct AwsSettings {
     pub enabled: bool,
     pub bakery_defaults: AwsBakeryDefaults,
     /// Rosco's dynamic base images: `aws.base.<os>.<vmType>.<label>.<region>`.
-    pub base: Option<serde_yaml::Value>,
-    pub accounts: Option<serde_yaml::Value>,
+    pub base: Option<serde_norway::Value>,
+    pub accounts: Option<serde_norway::Value>,
     /// The Spinnaker account source images are looked up in (Clouddriver) when the request has
     /// no `account_name`.
     #[serde(deserialize_with = "lenient_string")]
@@ -475,12 +475,12 @@ impl fmt::Debug for Secret {
 
 /// Spring binds any scalar to a String field; so does kiln (`spotPrice: 0` is the string "0").
 fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
-    let v = Option::<serde_yaml::Value>::deserialize(d)?;
+    let v = Option::<serde_norway::Value>::deserialize(d)?;
     match v {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(serde_yaml::Value::String(s)) => Ok(Some(s)),
-        Some(serde_yaml::Value::Number(n)) => Ok(Some(n.to_string())),
-        Some(serde_yaml::Value::Bool(b)) => Ok(Some(b.to_string())),
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(serde_norway::Value::String(s)) => Ok(Some(s)),
+        Some(serde_norway::Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(serde_norway::Value::Bool(b)) => Ok(Some(b.to_string())),
         Some(_) => Err(serde::de::Error::custom(
             "expected a single value, found a list or map",
         )),
@@ -493,17 +493,17 @@ fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Erro
 
 /// Rosco reads `templatesNeedingRoot` as a comma-separated string; a YAML list works too.
 fn comma_list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
-    let v = Option::<serde_yaml::Value>::deserialize(d)?;
+    let v = Option::<serde_norway::Value>::deserialize(d)?;
     match v {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(serde_yaml::Value::String(s)) => Ok(Some(
+        None | Some(serde_norway::Value::Null) => Ok(None),
+        Some(serde_norway::Value::String(s)) => Ok(Some(
             s.split(',')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
                 .map(String::from)
                 .collect(),
         )),
-        Some(serde_yaml::Value::Sequence(items)) => Ok(Some(
+        Some(serde_norway::Value::Sequence(items)) => Ok(Some(
             items
                 .into_iter()
                 .filter_map(|i| i.as_str().map(String::from))

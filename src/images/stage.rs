@@ -10,12 +10,12 @@ use crate::providers::qemu::{Source, StagedArtifact, staged_artifacts};
 use crate::recipe::PackageType;
 use std::path::{Path, PathBuf};
 
-/// Why a qemu bake could not be made ready; the bake fails with this message.
+/// Why a qemu bake could not be made ready; the bake fails with this message and its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
     #[error("bake id '{0}' cannot name a directory")]
     BadId(String),
-    #[error("cannot prepare {path}: {source}", path = path.display())]
+    #[error("cannot prepare {path}", path = path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -158,5 +158,21 @@ fn set(p: &mut Prepared, name: &str, value: String) {
     match p.variables.iter_mut().find(|(k, _)| k == name) {
         Some(slot) => slot.1 = value,
         None => p.variables.push((name.to_string(), value)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::telemetry::Chain;
+
+    #[test]
+    fn a_staging_failure_names_its_path_and_cause_once() {
+        let e = io(Path::new("/data/images/x"))(std::io::Error::other("disk on fire"));
+        assert_eq!(e.to_string(), "cannot prepare /data/images/x");
+        assert_eq!(
+            Chain(&e).to_string(),
+            "cannot prepare /data/images/x: disk on fire"
+        );
     }
 }

@@ -99,7 +99,7 @@ mod tests {
     use super::*;
 
     fn settings(yaml: &str) -> Settings {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_norway::from_str(yaml).unwrap()
     }
 
     #[test]

@@ -290,21 +290,13 @@ fn top_level_error(text: &str) -> Option<String> {
 /// `-timestamp-ui` prefixes UI text with an RFC 3339 time and ": "
 /// (`2026-11-24T21:49:29Z: ==> amazon-ebs: ...`, or `+01:00` instead of `Z`).
 fn strip_ui_timestamp(text: &str) -> &str {
-    let bytes = text.as_bytes();
-    let looks_like_time = bytes.len() > 20
-        && bytes[..20].is_ascii()
-        && bytes[..4].iter().all(u8::is_ascii_digit)
-        && bytes[4] == b'-'
-        && bytes[7] == b'-'
-        && bytes[10] == b'T'
-        && bytes[13] == b':';
-    if !looks_like_time {
+    // The time's own colons come before its seconds (19 bytes in): look for ": " after them.
+    let Some(end) = text.get(19..).and_then(|t| t.find(": ")).map(|i| 19 + i) else {
         return text;
-    }
-    match text[19..].find(": ") {
-        // The zone is `Z` or `+hh:mm`: the separator is at most 7 bytes after the seconds.
-        Some(offset) if offset <= 6 => &text[19 + offset + 2..],
-        _ => text,
+    };
+    match text[..end].parse::<jiff::Timestamp>() {
+        Ok(_) => &text[end + 2..],
+        Err(_) => text,
     }
 }
 

@@ -117,12 +117,12 @@ pub fn dynamic_base(
     find_dotted(tree, &wanted.join("."), "")
 }
 
-fn find_dotted(v: &serde_yaml::Value, wanted: &str, prefix: &str) -> Option<String> {
+fn find_dotted(v: &serde_norway::Value, wanted: &str, prefix: &str) -> Option<String> {
     match v {
-        serde_yaml::Value::Mapping(m) => m.iter().find_map(|(k, child)| {
+        serde_norway::Value::Mapping(m) => m.iter().find_map(|(k, child)| {
             let k = match k {
-                serde_yaml::Value::String(s) => s.clone(),
-                serde_yaml::Value::Number(n) => n.to_string(),
+                serde_norway::Value::String(s) => s.clone(),
+                serde_norway::Value::Number(n) => n.to_string(),
                 _ => return None,
             };
             let path = if prefix.is_empty() {
@@ -136,7 +136,7 @@ fn find_dotted(v: &serde_yaml::Value, wanted: &str, prefix: &str) -> Option<Stri
                 None
             }
         }),
-        serde_yaml::Value::String(s) if prefix == wanted => {
+        serde_norway::Value::String(s) if prefix == wanted => {
             Some(s.trim().to_string()).filter(|s| !s.is_empty())
         }
         _ => None,

@@ -46,6 +46,12 @@ fn build_suffix(req: &BakeRequest, build: &str, kind: PackageType) -> String {
 ///
 /// No group before the job holds `/`, and neither the version nor the build groups hold `-`, so
 /// the slashes and the last two hyphens decide the match: no backtracking is needed.
+///
+/// Kept hand-written rather than built on the `regex` crate: this is kiln's only pattern, the
+/// split on `/` and the last two `-` follows frigga's groups one to one (so it reads as the
+/// pattern above and runs in one pass), and the property tests below pin it to the pattern's
+/// character classes. A regex dependency would add a compiled automaton and a second spelling
+/// of the same pattern for no gain.
 pub(crate) fn is_frigga_app_version(tag: &str) -> bool {
     let mut pieces = tag.split('/');
     let head = pieces.next().unwrap_or_default();

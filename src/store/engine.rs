@@ -38,7 +38,7 @@ pub enum EngineError {
         name: &'static str,
         feature: &'static str,
     },
-    #[error("failed to open the {engine} bake store: {source}")]
+    #[error("failed to open the {engine} bake store")]
     Open {
         engine: &'static str,
         #[source]

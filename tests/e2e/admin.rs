@@ -3,7 +3,7 @@
 //! from standard input and must never be printed; the operator's other keys must survive.
 
 use crate::harness::*;
-use serde_yaml::Value;
+use serde_norway::Value;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -41,7 +41,7 @@ pub fn bakery(config: &Path, args: &[&str], stdin: &str) -> Output {
 }
 
 fn yaml(path: &Path) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn mode(path: &Path) -> u32 {

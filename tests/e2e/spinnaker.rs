@@ -448,11 +448,11 @@ fn with_clouddriver_names_resolve_roscos_way_and_the_dynamic_key_reloads_live() 
 
 /// Merges `extra`'s `aws:` keys (and its other top-level keys) into `yaml`.
 fn merged_aws(yaml: &str, extra: &str) -> String {
-    let mut base: serde_yaml::Value = serde_yaml::from_str(yaml).unwrap();
-    let more: serde_yaml::Value = serde_yaml::from_str(extra).unwrap();
+    let mut base: serde_norway::Value = serde_norway::from_str(yaml).unwrap();
+    let more: serde_norway::Value = serde_norway::from_str(extra).unwrap();
     for (k, v) in more.as_mapping().unwrap() {
         match (base.get_mut(k), v) {
-            (Some(serde_yaml::Value::Mapping(into)), serde_yaml::Value::Mapping(from)) => {
+            (Some(serde_norway::Value::Mapping(into)), serde_norway::Value::Mapping(from)) => {
                 for (k2, v2) in from {
                     into.insert(k2.clone(), v2.clone());
                 }
@@ -462,5 +462,5 @@ fn merged_aws(yaml: &str, extra: &str) -> String {
             }
         }
     }
-    serde_yaml::to_string(&base).unwrap()
+    serde_norway::to_string(&base).unwrap()
 }

@@ -13,9 +13,8 @@
 //!
 //! Atomic files are written to a temporary name and renamed, so a reader sees all or nothing.
 
-use super::signal;
 use serde::{Deserialize, Serialize};
-use std::fs::{self, File};
+use std::fs::{self, File, TryLockError};
 use std::io::{self, ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
@@ -142,13 +141,16 @@ pub fn take_supervisor_lock(dir: &Path) -> io::Result<File> {
         .truncate(false)
         .write(true)
         .open(dir.join(LOCK))?;
-    if !signal::try_flock(&file, true)? {
-        return Err(io::Error::new(
+    // std's file lock is flock(2) on Linux: it lasts until `file` is closed, however the
+    // process ends.
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(io::Error::new(
             ErrorKind::WouldBlock,
             "the run lock is held",
-        ));
+        )),
+        Err(TryLockError::Error(e)) => Err(e),
     }
-    Ok(file)
 }
 
 /// Whether a supervisor is alive for `dir`, i.e. holds its lock.
@@ -157,7 +159,7 @@ pub fn supervisor_alive(dir: &Path) -> bool {
         return false;
     };
     // Taking the lock ourselves means nobody holds it; closing `file` releases it at once.
-    matches!(signal::try_flock(&file, false), Ok(false))
+    matches!(file.try_lock_shared(), Err(TryLockError::WouldBlock))
 }
 
 #[cfg(test)]

@@ -6,9 +6,7 @@
 //! `/usr/bin/packer`, which starts one plugin process per builder and provisioner, and
 //! provisioners start shells. Signalling only the wrapper pid would leave the rest behind.
 
-use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Command;
 
@@ -118,27 +116,6 @@ pub fn restore_default_signals(cmd: &mut Command) {
     // SAFETY: the closure only calls signal(2) (async-signal-safe), allocates nothing and takes
     // no locks, as a pre-exec hook must.
     unsafe { cmd.pre_exec(reset) };
-}
-
-/// Tries to take a `flock(2)` lock on `file` without waiting: `Ok(false)` if another open file
-/// holds a conflicting one. The lock lasts until `file` is closed, however its process ends.
-pub fn try_flock(file: &File, exclusive: bool) -> io::Result<bool> {
-    let mode = if exclusive {
-        libc::LOCK_EX
-    } else {
-        libc::LOCK_SH
-    };
-    // SAFETY: flock(2) takes no pointers; the descriptor is kept open by `file` for the call.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), mode | libc::LOCK_NB) };
-    if rc == 0 {
-        return Ok(true);
-    }
-    let err = io::Error::last_os_error();
-    if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
-        Ok(false)
-    } else {
-        Err(err)
-    }
 }
 
 #[cfg(test)]

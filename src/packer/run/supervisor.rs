@@ -50,28 +50,28 @@ const PERSIST_MAX_PAUSE: Duration = Duration::from_secs(5);
 /// How long Packer's debug log is looked for in its temp folder (Packer makes it at once).
 const DEBUG_LOG_WATCH: Duration = Duration::from_secs(30);
 
-/// Why a supervisor could not run Packer. Printed to `supervisor.log`.
+/// Why a supervisor could not run Packer. Printed to `supervisor.log` with its cause ([`report`]).
 #[derive(Debug, thiserror::Error)]
 enum SupervisorError {
-    #[error("failed to detach into a new session: {0}")]
+    #[error("failed to detach into a new session")]
     Session(#[source] io::Error),
-    #[error("failed to take the run lock (is another supervisor running here?): {0}")]
+    #[error("failed to take the run lock (is another supervisor running here?)")]
     Lock(#[source] io::Error),
-    #[error("failed to read the run spec: {0}")]
+    #[error("failed to read the run spec")]
     Spec(#[source] io::Error),
     #[error("the run spec has an empty argv")]
     EmptyArgv,
-    #[error("failed to open the output log: {0}")]
+    #[error("failed to open the output log")]
     Log(#[source] io::Error),
-    #[error("failed to prepare the masked variables: {0}")]
+    #[error("failed to prepare the masked variables")]
     SecretVars(#[source] io::Error),
-    #[error("failed to make Packer's output pipe: {0}")]
+    #[error("failed to make Packer's output pipe")]
     Pipe(#[source] io::Error),
-    #[error("failed to start {program}: {source}")]
+    #[error("failed to start {program}")]
     Spawn { program: String, source: io::Error },
-    #[error("failed to publish the process group: {0}")]
+    #[error("failed to publish the process group")]
     Pgid(#[source] io::Error),
-    #[error("failed to wait for Packer: {0}")]
+    #[error("failed to wait for Packer")]
     Wait(#[source] io::Error),
 }
 
@@ -88,10 +88,15 @@ pub fn supervise(run_dir: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let _ = writeln!(io::stderr(), "kiln supervisor: {e}");
+            let _ = writeln!(io::stderr(), "{}", report(&e));
             ExitCode::from(2)
         }
     }
+}
+
+/// The line `supervisor.log` gets for `e`: the error and its cause, each once.
+fn report(e: &SupervisorError) -> String {
+    format!("kiln supervisor: {}", crate::telemetry::Chain(e))
 }
 
 fn run(dir: &Path) -> Result<ExitRecord, SupervisorError> {
@@ -337,6 +342,19 @@ fn exit_record(status: ExitStatus) -> ExitRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn supervisor_log_names_the_cause_once() {
+        let e = SupervisorError::Spawn {
+            program: "/opt/packer".into(),
+            source: io::Error::from(io::ErrorKind::NotFound),
+        };
+        let cause = io::Error::from(io::ErrorKind::NotFound).to_string();
+        assert_eq!(
+            report(&e),
+            format!("kiln supervisor: failed to start /opt/packer: {cause}")
+        );
+    }
 
     #[test]
     fn persist_retries_a_full_disk_with_growing_pauses_until_it_takes_the_write() {
