@@ -97,13 +97,23 @@ pub struct Application {
 impl Application {
     /// Opens the store, installs templates and recovers unfinished bakes. Needs a runtime.
     pub fn build(settings: Settings, listener: TcpListener) -> anyhow::Result<Application> {
+        let kiln_exe = std::env::current_exe().context("cannot find kiln's own executable")?;
+        Self::build_with_exe(settings, listener, kiln_exe)
+    }
+
+    /// [`Application::build`] with the `kiln` executable that supervises Packer runs given
+    /// (`kiln __supervise`): in-process tests run from a test binary, not from `kiln`.
+    pub fn build_with_exe(
+        settings: Settings,
+        listener: TcpListener,
+        kiln_exe: std::path::PathBuf,
+    ) -> anyhow::Result<Application> {
         let data_dir = settings.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         // `kiln.store`: SQLite in the data dir, or a Redis shared with other instances.
         let store = crate::store::open(&settings).context("cannot open the bake store")?;
         templates::install(&settings).context("cannot prepare configDir")?;
-        let kiln_exe = std::env::current_exe().context("cannot find kiln's own executable")?;
         let bakery = Bakery::new(settings, store, kiln_exe);
         let found = bakery.recover().context("cannot read unfinished bakes")?;
         if found != Default::default() {

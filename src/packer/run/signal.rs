@@ -103,11 +103,19 @@ pub fn ignore_pipe_and_hangup() {
     }
 }
 
-/// Makes the child of `cmd` start with default SIGPIPE and SIGHUP dispositions, undoing
-/// [`ignore_pipe_and_hangup`] (ignored signals survive exec).
+/// Makes the child of `cmd` start with default dispositions of the signals kiln stops Packer
+/// with and of SIGPIPE/SIGHUP: ignored signals survive exec, and a kiln started in the
+/// background of a script (`kiln serve &`) inherits SIGINT and SIGQUIT ignored — a shell
+/// provisioner could then never be interrupted. Undoes [`ignore_pipe_and_hangup`] too.
 pub fn restore_default_signals(cmd: &mut Command) {
     let reset = || {
-        for sig in [libc::SIGPIPE, libc::SIGHUP] {
+        for sig in [
+            libc::SIGPIPE,
+            libc::SIGHUP,
+            libc::SIGINT,
+            libc::SIGTERM,
+            libc::SIGQUIT,
+        ] {
             // SAFETY: signal(2) is async-signal-safe, so it may run between fork and exec.
             unsafe { libc::signal(sig, libc::SIG_DFL) };
         }
@@ -121,6 +129,34 @@ pub fn restore_default_signals(cmd: &mut Command) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_gets_default_stop_signals_even_when_they_were_ignored() {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "grep '^SigIgn' /proc/self/status"]);
+        // As if kiln itself had been started with SIGINT, SIGTERM and SIGPIPE ignored.
+        // SAFETY: signal(2) only, as in `restore_default_signals`.
+        unsafe {
+            cmd.pre_exec(|| {
+                for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGPIPE] {
+                    libc::signal(sig, libc::SIG_IGN);
+                }
+                Ok(())
+            })
+        };
+        restore_default_signals(&mut cmd);
+        let out = String::from_utf8(cmd.output().expect("run sh").stdout).unwrap();
+        let mask = u64::from_str_radix(out.trim().trim_start_matches("SigIgn:").trim(), 16)
+            .expect("a SigIgn mask");
+        for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGPIPE, libc::SIGQUIT] {
+            assert_eq!(
+                mask & (1 << (sig - 1)),
+                0,
+                "signal {sig} still ignored: {out}"
+            );
+        }
+    }
 
     #[test]
     fn a_missing_group_is_dead_and_signalling_it_is_fine() {
