@@ -526,3 +526,24 @@ pub fn assert_cloud_clean(moto: &Moto) {
         .collect();
     assert!(left.is_empty(), "temporary security group left: {left:?}");
 }
+
+/// A config whose "Packer" is the misbehaving stand-in (`tests/support/fake-packer`), with a 1 s
+/// kill grace and `extra` appended.
+pub fn fake_packer_config(extra: &str) -> String {
+    format!(
+        r#"aws:
+  enabled: true
+  bakeryDefaults:
+    templateFile: aws-ebs.json
+    baseImages:
+    - baseImage: {{id: ubuntu, packageType: deb}}
+      virtualizationSettings:
+      - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
+kiln:
+  packerPath: {REPO}/tests/support/fake-packer
+  jobs:
+    killGrace: 1s
+{extra}
+"#
+    )
+}

@@ -134,30 +134,11 @@ fn a_graceful_stop_leaves_the_bake_running_for_the_next_start() {
     assert_nothing_left(&mark, &[kiln.pid()]);
 }
 
-fn fake_config(extra: &str) -> String {
-    format!(
-        r#"aws:
-  enabled: true
-  bakeryDefaults:
-    templateFile: aws-ebs.json
-    baseImages:
-    - baseImage: {{id: ubuntu, packageType: deb}}
-      virtualizationSettings:
-      - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
-kiln:
-  packerPath: {REPO}/tests/support/fake-packer
-  jobs:
-    killGrace: 1s
-{extra}
-"#
-    )
-}
-
 #[test]
 fn a_bake_whose_packer_died_while_kiln_was_down_ends_lost_not_running() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let yaml = fake_config("");
+    let yaml = fake_packer_config("");
     let mut kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
     let id = id_of(&kiln.bake(
         "us-east-1",
@@ -191,7 +172,7 @@ fn a_bake_whose_packer_died_while_kiln_was_down_ends_lost_not_running() {
 fn the_total_and_no_output_limits_stop_packer_and_the_log_says_which_fired() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let yaml = fake_config("");
+    let yaml = fake_packer_config("");
     let kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "silent")]);
     let idle = json!({"package": "a", "base_os": "ubuntu", "extended_attributes": {"kiln_idle_timeout": "1s"}});
     let id = id_of(&kiln.bake("us-east-1", &idle));
@@ -233,7 +214,7 @@ fn the_total_and_no_output_limits_stop_packer_and_the_log_says_which_fired() {
 fn extra_bakes_wait_in_a_fifo_queue_that_survives_a_restart() {
     let data = tempfile::tempdir().unwrap();
     let mark = marker();
-    let yaml = fake_config("    maxConcurrent: 1");
+    let yaml = fake_packer_config("    maxConcurrent: 1");
     let mut kiln = start_marked(data.path(), &yaml, &mark, &[("FAKE_PACKER_MODE", "hang")]);
     let bake = |k: &Kiln, pkg: &str| {
         id_of(&k.bake("us-east-1", &json!({"package": pkg, "base_os": "ubuntu"})))
@@ -324,7 +305,7 @@ fn delete_stops_a_running_bake_and_the_next_identical_request_bakes_again() {
     let mark = marker();
     let kiln = start_marked(
         data.path(),
-        &fake_config(""),
+        &fake_packer_config(""),
         &mark,
         &[("FAKE_PACKER_MODE", "hang")],
     );

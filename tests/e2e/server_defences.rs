@@ -12,25 +12,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn config(extra: &str) -> String {
-    format!(
-        r#"aws:
-  enabled: true
-  bakeryDefaults:
-    templateFile: aws-ebs.json
-    baseImages:
-    - baseImage: {{id: ubuntu, packageType: deb}}
-      virtualizationSettings:
-      - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
-kiln:
-  packerPath: {REPO}/tests/support/fake-packer
-  jobs:
-    killGrace: 1s
-{extra}
-"#
-    )
-}
-
 /// A unique marker in kiln's environment: every supervisor and Packer process inherits it.
 fn marker() -> (String, String) {
     (
@@ -144,7 +125,7 @@ fn soft_open_files_limit(pid: u32) -> String {
 #[test]
 fn hundreds_of_half_open_connections_under_a_low_file_limit_leave_health_and_bakes_answering() {
     let data = tempfile::tempdir().unwrap();
-    let kiln = start(data.path(), &config(""), &[], Some((256, 256)));
+    let kiln = start(data.path(), &fake_packer_config(""), &[], Some((256, 256)));
     assert_eq!(soft_open_files_limit(kiln.pid()), "256");
     let mut held = half_open(&kiln.addr, 500);
     assert!(held.len() >= 400, "only {} connections opened", held.len());
@@ -194,7 +175,7 @@ fn hundreds_of_half_open_connections_under_a_low_file_limit_leave_health_and_bak
 #[test]
 fn the_open_files_soft_limit_is_raised_to_the_hard_limit_at_start() {
     let data = tempfile::tempdir().unwrap();
-    let kiln = start(data.path(), &config(""), &[], Some((256, 4096)));
+    let kiln = start(data.path(), &fake_packer_config(""), &[], Some((256, 4096)));
     assert_eq!(soft_open_files_limit(kiln.pid()), "4096");
 }
 
@@ -203,7 +184,7 @@ fn idle_and_half_open_connections_are_dropped_after_the_header_read_timeout() {
     let data = tempfile::tempdir().unwrap();
     let kiln = start(
         data.path(),
-        &config("  http:\n    headerReadTimeout: 1s"),
+        &fake_packer_config("  http:\n    headerReadTimeout: 1s"),
         &[],
         None,
     );
@@ -248,7 +229,7 @@ fn a_request_whose_body_stalls_is_answered_408_after_the_request_timeout() {
     let data = tempfile::tempdir().unwrap();
     let kiln = start(
         data.path(),
-        &config("  http:\n    requestTimeout: 1s"),
+        &fake_packer_config("  http:\n    requestTimeout: 1s"),
         &[],
         None,
     );
@@ -327,7 +308,7 @@ fn sigterm_ends_live_log_streams_and_exits_within_seconds_leaving_the_bake_runni
         ("FAKE_PACKER_MODE", "hang"),
         ("FAKE_PACKER_MAX_SECONDS", "90"),
     ];
-    let yaml = config("");
+    let yaml = fake_packer_config("");
     let mut kiln = start(data.path(), &yaml, &env, None);
     let id = kiln.bake_id(
         "us-east-1",
@@ -393,7 +374,8 @@ fn a_stored_bake_that_cannot_be_read_does_not_stop_start_up() {
         ("FAKE_PACKER_MODE", "hang"),
         ("FAKE_PACKER_MAX_SECONDS", "90"),
     ];
-    let yaml = config("").replace("killGrace: 1s", "killGrace: 1s\n    maxConcurrent: 1");
+    let yaml =
+        fake_packer_config("").replace("killGrace: 1s", "killGrace: 1s\n    maxConcurrent: 1");
     let mut kiln = start(data.path(), &yaml, &env, None);
     let running = kiln.bake_id(
         "us-east-1",
