@@ -116,6 +116,21 @@ fn now_iso8601() -> String {
         .to_string()
 }
 
+/// Runs one store call on a blocking thread, its error answered as HTTP: the engines are
+/// synchronous (SQLite, Redis), and a slow or locked store must not hold an async worker that
+/// other requests need.
+pub(super) async fn store_call<T: Send + 'static>(
+    bakery: &crate::bakery::Bakery,
+    path: &str,
+    call: impl FnOnce(&dyn crate::store::BakeStore) -> crate::store::StoreResult<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = bakery.store().clone();
+    tokio::task::spawn_blocking(move || call(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::internal(path, e))?
+        .map_err(|e| ApiError::from((path, e)))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -87,11 +87,11 @@ pub async fn bake(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let path = uri.path();
-    let record = bakery
-        .store()
-        .get(&id)
-        .map_err(|e| ApiError::from((path, e)))?
-        .ok_or_else(|| ApiError::not_found(path, format!("no bake with id '{id}'")))?;
+    let record = {
+        let id = id.clone();
+        super::error::store_call(&bakery, path, move |s| s.get(&id)).await?
+    }
+    .ok_or_else(|| ApiError::not_found(path, format!("no bake with id '{id}'")))?;
     Ok(Json(bake_view(&bakery, &record)))
 }
 
@@ -113,12 +113,11 @@ pub async fn stream_logs(
     uri: Uri,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let path = uri.path();
-    if bakery
-        .store()
-        .get(&id)
-        .map_err(|e| ApiError::from((path, e)))?
-        .is_none()
-    {
+    let known = {
+        let id = id.clone();
+        super::error::store_call(&bakery, path, move |s| s.phase(&id)).await?
+    };
+    if known.is_none() {
         return Err(ApiError::not_found(path, format!("no bake with id '{id}'")));
     }
     let resume = headers
@@ -136,16 +135,23 @@ pub async fn stream_logs(
                 if stopping.is_cancelled() {
                     return Some((Ok(stopping_event()), (bakery, id, offset, true, stopping)));
                 }
-                let finished = bakery
-                    .store()
-                    .get(&id)
-                    .ok()
-                    .flatten()
-                    .is_none_or(|r| r.phase.is_finished());
-                let text = bakery
-                    .store()
-                    .read_log_from(&id, offset)
-                    .unwrap_or_default();
+                // The phase, not the whole record, and on a blocking thread.
+                let (finished, text) = {
+                    let (store, id) = (bakery.store().clone(), id.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let finished = store
+                            .phase(&id)
+                            .ok()
+                            .flatten()
+                            .is_none_or(|p| p.is_finished());
+                        (
+                            finished,
+                            store.read_log_from(&id, offset).unwrap_or_default(),
+                        )
+                    })
+                    .await
+                    .unwrap_or((true, String::new()))
+                };
                 if !text.is_empty() {
                     let next = offset + text.len();
                     let event = Event::default().id(next.to_string()).data(text);

@@ -89,11 +89,11 @@ pub async fn status(
 ) -> Result<Json<BakeStatus>, ApiError> {
     let path = uri.path();
     // The phase alone: a poll should not decode the whole record.
-    match bakery
-        .store()
-        .phase(&id)
-        .map_err(|e| ApiError::from((path, e)))?
-    {
+    let phase = {
+        let id = id.clone();
+        super::error::store_call(&bakery, path, move |s| s.phase(&id)).await?
+    };
+    match phase {
         Some(phase) => Ok(Json(BakeStatus::of(&id, phase))),
         None => Err(ApiError::bad_request(
             path,
@@ -111,11 +111,11 @@ pub async fn details(
     let path = uri.path();
     let missing =
         || ApiError::bad_request(path, format!("Unable to retrieve bake details for '{id}'."));
-    let details = bakery
-        .store()
-        .details(&id)
-        .map_err(|e| ApiError::from((path, e)))?
-        .ok_or_else(missing)?;
+    let details = {
+        let id = id.clone();
+        super::error::store_call(&bakery, path, move |s| s.details(&id)).await?
+    }
+    .ok_or_else(missing)?;
     let Some(view) = details.for_region(&region) else {
         let regions = details.regions.unwrap_or_default().join(", ");
         return Err(ApiError::bad_request(
@@ -134,7 +134,7 @@ pub async fn logs(
     Path((_region, id)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    logs_of(&bakery, &id, uri.path())
+    logs_of(&bakery, &id, uri.path()).await
 }
 
 /// `GET /api/v1/{region}/logs/image/{image}`.
@@ -144,19 +144,17 @@ pub async fn logs_by_image(
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
     let path = uri.path();
-    let id = bakery
-        .store()
-        .bake_for_image(&region, &image)
-        .map_err(|e| ApiError::from((path, e)))?
+    let id = super::error::store_call(&bakery, path, move |s| s.bake_for_image(&region, &image))
+        .await?
         .ok_or_else(|| ApiError::not_found(path, "Logs not found."))?;
-    logs_of(&bakery, &id, path)
+    logs_of(&bakery, &id, path).await
 }
 
-fn logs_of(bakery: &Bakery, id: &str, path: &str) -> Result<Json<Value>, ApiError> {
-    let log = bakery
-        .store()
-        .read_log(id)
-        .map_err(|e| ApiError::from((path, e)))?;
+async fn logs_of(bakery: &Bakery, id: &str, path: &str) -> Result<Json<Value>, ApiError> {
+    let log = {
+        let id = id.to_string();
+        super::error::store_call(bakery, path, move |s| s.read_log(&id)).await?
+    };
     if log.is_empty() {
         return Err(ApiError::not_found(path, "Logs not found."));
     }
