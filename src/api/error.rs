@@ -29,6 +29,15 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, path, message)
     }
 
+    /// A request that did not arrive within `kiln.http.requestTimeout` (a stalled body).
+    pub fn request_timeout(path: &str) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            path,
+            "the request did not arrive in time (kiln.http.requestTimeout); send it again",
+        )
+    }
+
     /// Rosco's bakeOptions 404: `{error: "bake.options.not.found", status, messages}`.
     pub fn options_not_found(path: &str, message: impl Into<String>) -> Self {
         ApiError {

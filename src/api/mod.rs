@@ -78,11 +78,12 @@ fn routes() -> Router<Bakery> {
 fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationToken) -> Router {
     let request_timeout = bakery.settings().request_timeout();
     routes
-        // Inside the metrics layer, so a 408 is counted.
+        // Inside the metrics layer, so a 408 is counted; answered in kiln's error shape.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(middleware::from_fn(shape_timeouts))
         .layer(middleware::from_fn_with_state(
             bakery.clone(),
             count_requests,
@@ -91,6 +92,16 @@ fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationTok
         .layer(axum::Extension(Stopping(stopping)))
         .layer(CatchPanicLayer::custom(error::panicked))
         .with_state(bakery)
+}
+
+/// The timeout layer's bare 408 becomes kiln's error shape, saying which limit fired.
+async fn shape_timeouts(req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    let response = next.run(req).await;
+    if response.status() == StatusCode::REQUEST_TIMEOUT {
+        return axum::response::IntoResponse::into_response(ApiError::request_timeout(&path));
+    }
+    response
 }
 
 /// Counts requests by matched route (never the raw path, which would be unbounded).
