@@ -381,15 +381,16 @@ pub fn processes_mentioning(marker: &str) -> Vec<String> {
 /// Every file under `dir` whose content holds `needle`.
 pub fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
     let mut hits = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return hits;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        // Regular files only, links not followed: reading a run's FIFO would block.
+        let (p, Ok(kind)) = (e.path(), e.file_type()) else {
+            continue;
+        };
+        if kind.is_dir() {
             hits.extend(files_containing(&p, needle));
-        } else if std::fs::read(&p)
-            .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
+        } else if kind.is_file()
+            && std::fs::read(&p)
+                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
         {
             hits.push(p);
         }
@@ -528,8 +529,17 @@ pub fn assert_cloud_clean(moto: &Moto) {
 }
 
 /// A config whose "Packer" is the misbehaving stand-in (`tests/support/fake-packer`), with a 1 s
-/// kill grace and `extra` appended.
+/// kill grace and `extra` appended (lines under `kiln:`, or further top-level keys).
 pub fn fake_packer_config(extra: &str) -> String {
+    stand_in_config(
+        &format!("{REPO}/tests/support/fake-packer"),
+        &format!("  jobs:\n    killGrace: 1s\n{extra}"),
+    )
+}
+
+/// A config whose Packer is the stand-in script `packer`, with one base image (`ubuntu`,
+/// us-east-1) and `kiln_extra` appended under `kiln:`.
+pub fn stand_in_config(packer: &str, kiln_extra: &str) -> String {
     format!(
         r#"aws:
   enabled: true
@@ -540,10 +550,8 @@ pub fn fake_packer_config(extra: &str) -> String {
       virtualizationSettings:
       - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
 kiln:
-  packerPath: {REPO}/tests/support/fake-packer
-  jobs:
-    killGrace: 1s
-{extra}
+  packerPath: {packer}
+{kiln_extra}
 "#
     )
 }

@@ -97,25 +97,6 @@ fn assert_builder_running(moto: &Moto) {
     );
 }
 
-/// Files under `dir` holding `needle`, FIFOs and sockets skipped.
-fn secret_files(dir: &Path, needle: &str) -> Vec<PathBuf> {
-    let mut hits = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let (p, Ok(kind)) = (e.path(), e.file_type()) else {
-            continue;
-        };
-        if kind.is_dir() {
-            hits.extend(secret_files(&p, needle));
-        } else if kind.is_file()
-            && std::fs::read(&p)
-                .is_ok_and(|b| b.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        {
-            hits.push(p);
-        }
-    }
-    hits
-}
-
 fn settled_by_supervisor_death(kiln: &Kiln, id: &str) {
     let s = kiln.wait(id, Duration::from_secs(90));
     assert_eq!(
@@ -188,12 +169,12 @@ fn after_a_sigkill_of_kiln_and_its_supervisor_no_file_holds_a_secret_and_the_res
         .iter()
         .any(|p| p.contains("packer") && p.contains("build"));
     assert!(packer_alive, "Packer outlives its supervisor (no SIGPIPE)");
-    let holding = secret_files(data.path(), TOKEN);
+    let holding = files_containing(data.path(), TOKEN);
     assert!(
         holding.is_empty(),
         "files holding the masked variable: {holding:?}"
     );
-    let holding: Vec<_> = secret_files(data.path(), SECRET)
+    let holding: Vec<_> = files_containing(data.path(), SECRET)
         .into_iter()
         .filter(|p| !p.ends_with("kiln.yml"))
         .collect();
@@ -212,7 +193,7 @@ fn after_a_sigkill_of_kiln_and_its_supervisor_no_file_holds_a_secret_and_the_res
         "{:?}",
         temp_entries(data.path())
     );
-    assert!(secret_files(data.path(), TOKEN).is_empty());
+    assert!(files_containing(data.path(), TOKEN).is_empty());
 }
 
 #[test]
@@ -273,7 +254,7 @@ fn without_tmpdir_a_bake_with_a_masked_variable_and_validate_work_and_leave_no_t
         "{:?}",
         temp_entries(data.path())
     );
-    assert!(secret_files(data.path(), TOKEN).is_empty());
+    assert!(files_containing(data.path(), TOKEN).is_empty());
 
     // `kiln config validate` too: its scratch copy and Packer's temp files go to the data dir.
     let config = data.path().join("kiln.yml");
@@ -347,20 +328,7 @@ fn a_bake_whose_packer_finished_while_the_data_dir_was_full_is_settled_with_its_
     )
     .unwrap();
     std::fs::set_permissions(&packer, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let yaml = format!(
-        r#"aws:
-  enabled: true
-  bakeryDefaults:
-    templateFile: aws-ebs.json
-    baseImages:
-    - baseImage: {{id: ubuntu, packageType: deb}}
-      virtualizationSettings:
-      - {{region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-785db401}}
-kiln:
-  packerPath: {packer}
-"#,
-        packer = packer.display()
-    );
+    let yaml = stand_in_config(&packer.display().to_string(), "");
     let mark = marker();
     let kiln = start(&data, &yaml, &mark);
     let id = kiln.bake_id(
