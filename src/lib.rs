@@ -21,6 +21,7 @@ pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod config;
+pub mod digest;
 pub mod images;
 pub mod packer;
 pub mod providers;

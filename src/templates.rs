@@ -13,7 +13,7 @@
 mod confined;
 
 use crate::config::Settings;
-use crate::providers::identity_digest as sha256_hex;
+use crate::digest::sha256_hex;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;

@@ -284,7 +284,7 @@ fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vec<(
         settings,
         config_dir: dir,
         region: &vs.region,
-        now_ms: crate::bakery::now_ms(),
+        now_ms: crate::bake::now_ms(),
         images: &crate::providers::source::NoLookup,
     };
     prepare(&req, &ctx).ok().map(|p| p.variables)

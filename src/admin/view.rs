@@ -3,7 +3,7 @@
 //! compared (the digest never leaves the process); `files:` contents are always digests.
 
 use crate::config::{AwsBakeryDefaults, DurationText, Secret, Settings};
-use crate::providers::identity_digest;
+use crate::digest::sha256_hex;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ fn secret(s: &Option<Secret>, how: Secrets) -> Value {
     match (s, how) {
         (None, _) => Value::Null,
         (Some(_), Secrets::Mask) => json!("******"),
-        (Some(s), Secrets::Digest) => json!(identity_digest(s.expose().as_bytes())),
+        (Some(s), Secrets::Digest) => json!(sha256_hex(s.expose().as_bytes())),
     }
 }
 
@@ -66,7 +66,7 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
     let files: BTreeMap<&String, String> = s
         .files
         .iter()
-        .map(|(k, v)| (k, identity_digest(v.as_bytes())))
+        .map(|(k, v)| (k, sha256_hex(v.as_bytes())))
         .collect();
     let k = &s.kiln;
     json!({

@@ -119,7 +119,7 @@ impl IntoResponse for ApiError {
 
 /// The current time as Spring prints it (`2026-11-24T21:38:40.123+00:00`).
 fn now_iso8601() -> String {
-    jiff::Timestamp::from_millisecond(crate::bakery::now_ms())
+    jiff::Timestamp::from_millisecond(crate::bake::now_ms())
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .strftime("%Y-%m-%dT%H:%M:%S%.3f+00:00")
         .to_string()

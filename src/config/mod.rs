@@ -5,7 +5,12 @@
 mod duration;
 mod load;
 mod model;
+mod store;
 
 pub use duration::{DurationText, parse_duration};
 pub use load::{Loaded, load, load_str, relaxed_key};
 pub use model::*;
+pub use store::{
+    DEFAULT_REDIS_CONNECTION, DEFAULT_REDIS_TIMEOUT_MS, Engine, EngineError,
+    check_redis_connection, describe_redis,
+};

@@ -252,7 +252,7 @@ pub struct KilnSettings {
     pub packer_path: Option<PathBuf>,
     pub jobs: KilnJobs,
     pub logs: KilnLogs,
-    /// The store engine: `sqlite` (default) or `redis` (see `crate::store::Engine`).
+    /// The store engine: `sqlite` (default) or `redis` (see `crate::config::Engine`).
     pub store: Option<String>,
     /// Several instances on one Redis: heartbeats and orphaned bakes.
     pub ha: KilnHa,

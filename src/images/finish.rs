@@ -4,8 +4,9 @@
 //! kiln restarted meanwhile re-attaches and finishes again).
 
 use super::boot::{BootCheck, BootReport, BootSpec};
-use super::{DEFAULT_APPEND, INITRD, KERNEL, boot_command, image_dir, sha256_file, staging_dir};
+use super::{DEFAULT_APPEND, INITRD, KERNEL, boot_command, image_dir, staging_dir};
 use crate::bake::{BakeRecord, BakeRequest};
+use crate::digest::sha256_file;
 use crate::providers::qemu::{boot_test_requested, installed_names};
 use crate::recipe::PackageType;
 use serde::{Deserialize, Serialize};

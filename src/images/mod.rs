@@ -67,27 +67,6 @@ pub fn safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
-/// The SHA-256 of a file, hex, read in 1 MiB blocks.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// The command that boots an image the way kiln's boot check does, with the console on the
 /// terminal and SSH forwarded to `127.0.0.1:2222`.
 pub fn boot_command(disk: &Path, kernel: &Path, initrd: &Path, append: &str) -> String {
@@ -116,16 +95,5 @@ mod tests {
             assert!(!safe_name(bad), "{bad:?}");
         }
         assert!(!safe_name(&"a".repeat(201)));
-    }
-
-    #[test]
-    fn file_digests_are_sha256() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("x");
-        std::fs::write(&f, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&f).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

@@ -3,8 +3,9 @@
 //! was computed with), and the per-bake Packer variables (`qemu_output_directory`,
 //! `qemu_staging_dir`) added to the recipe.
 
-use super::{image_dir, safe_name, sha256_file, staging_dir};
+use super::{image_dir, safe_name, staging_dir};
 use crate::bake::BakeRequest;
+use crate::digest::sha256_file;
 use crate::providers::Prepared;
 use crate::providers::qemu::{Source, StagedArtifact, staged_artifacts};
 use crate::recipe::PackageType;

@@ -9,8 +9,8 @@
 use super::aws::Base;
 use super::common::{Prepared, RecipeContext};
 use crate::bake::{Artifact, BakeRequest};
+use crate::digest::sha256_hex;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
 /// A bake's identity and the inputs it was computed from (secrets excluded).
@@ -126,9 +126,4 @@ fn referenced_files(
 
 fn file_digest(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -16,5 +16,4 @@ pub mod source;
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use common::{BakeError, Prepared, RecipeContext, prepare};
 pub use identity::Identity;
-pub use identity::sha256_hex as identity_digest;
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

@@ -226,7 +226,7 @@ pub fn with_digests(kind: PackageType, artifacts: &[Artifact]) -> Result<Vec<Art
         let Source::File(path) = &s.source else {
             continue;
         };
-        let digest = crate::images::sha256_file(path)
+        let digest = crate::digest::sha256_file(path)
             .map_err(|e| invalid(format!("package artifact '{}': {e}", s.reference)))?;
         if s.sha256.as_ref().is_some_and(|want| *want != digest) {
             return Err(invalid(format!(
