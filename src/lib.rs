@@ -6,7 +6,9 @@
 //! - [`providers`]: how a request becomes Packer variables for one cloud (AWS, local qemu);
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
-//! - [`packer`]: the Packer process: command line, supervision, output parsing;
+//! - [`builders`]: how an image is built from a recipe's build plan (Packer today): the command
+//!   line and the machine-readable output;
+//! - [`runner`]: running a builder under a supervisor that survives kiln restarts;
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
 //! - [`services`]: other Spinnaker services (Clouddriver) and the source image lookup;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
@@ -20,12 +22,13 @@ pub mod api;
 pub mod aws;
 pub mod bake;
 pub mod bakery;
+pub mod builders;
 pub mod config;
 pub mod digest;
 pub mod images;
-pub mod packer;
 pub mod providers;
 pub mod recipe;
+pub mod runner;
 pub mod services;
 pub mod startup;
 pub mod store;

@@ -140,6 +140,26 @@ pub(super) async fn store_call<T: Send + 'static>(
         .map_err(|e| ApiError::from((path, e)))
 }
 
+/// Runs `call` on a blocking thread: for handlers whose work reaches the store (or anything else
+/// synchronous) in more than one call.
+pub(super) async fn blocking<T: Send + 'static>(
+    path: &str,
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| ApiError::internal(path, e))?
+}
+
+/// A request that cannot be baked: the requester's to fix (400), but for a source image lookup
+/// that failed (503).
+pub(super) fn recipe_error(path: &str, e: crate::providers::BakeError) -> ApiError {
+    match e {
+        crate::providers::BakeError::Lookup(_) => ApiError::unavailable(path, e.to_string()),
+        _ => ApiError::bad_request(path, e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

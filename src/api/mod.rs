@@ -3,6 +3,7 @@
 //! between HTTP and the [`Bakery`]; they hold no logic of their own.
 
 mod admin;
+mod create;
 mod error;
 mod kiln;
 mod options;

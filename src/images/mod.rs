@@ -7,28 +7,26 @@
 //! |---|---|
 //! | `base-images/<id>/` | a base image built by `kiln base-image build <id>` ([`build`]): `disk.qcow2` (ext4, no bootloader), `vmlinuz`, `initrd.img`, `id_ed25519` (root's SSH key) and `base-image.json`, written last |
 //! | `images/<bake id>/` | a baked image: `<image name>.qcow2`, its own `vmlinuz` and `initrd.img` (taken from the image, so a kernel upgraded by the bake boots) and `image.json` ([`ImageInfo`]) |
-//! | `staging/<bake id>/` | while a bake runs ([`stage`]): the package artifacts uploaded to the VM, the boot files Packer downloads, the VM's serial log |
+//! | `staging/<bake id>/` | while a bake runs (the qemu provider stages it): the package artifacts uploaded to the VM, the boot files Packer downloads, the VM's serial log |
 //!
 //! Base images in the data dir are offered without configuration; `qemu.baseImages` in the
 //! config adds others (and wins on the same id).
 
+mod baked;
 mod boot;
 mod build;
 mod catalog;
 mod cli;
-mod finish;
 mod rootfs;
 mod run;
-mod stage;
 
+pub use baked::{ImageInfo, read_image_info, write_image_info};
 pub use boot::{BootCheck, BootError, BootReport, BootSpec, Ssh, Vm};
 pub use build::{BuildError, BuildOptions, Outcome as Built, build_base_image, host_mirror};
 pub use catalog::{
     BaseManifest, LocalBaseImage, Origin, base_images, find_base_image, read_manifest,
 };
 pub use cli::{BaseImageCommand, run_cli};
-pub use finish::{ImageInfo, bake_details, finish, read_image_info};
-pub use stage::{StageError, prepare_run};
 
 use std::path::{Path, PathBuf};
 

@@ -1,13 +1,14 @@
-//! The Packer command line for a recipe (Rosco's `packer build -color=false … -var k=v …
+//! The Packer command line for a build plan (Rosco's `packer build -color=false … -var k=v …
 //! <configDir>/<template>`), plus `-machine-readable` so kiln reads results from stable lines
 //! rather than prose, and the environment every Packer kiln starts gets ([`packer_env`]).
 //! Secrets never go on the command line, nor into a file: credentials travel in the
 //! environment, and masked variables as a var file that exists only in the supervisor's memory
-//! (see [`crate::packer::run::SecretVars`]), because any local user can read a process's argv.
+//! (see [`crate::runner::SecretVars`]), because any local user can read a process's argv.
 
+use crate::builders::{BuildPlan, Launch, Vars, preserved_env};
 use crate::config::Settings;
-use crate::packer::temp;
-use crate::providers::Prepared;
+use crate::runner::{RunSpec, SecretVars};
+use std::path::PathBuf;
 
 /// How the in-memory var file of masked variables shows in a displayed command line.
 pub const SECRET_VAR_FILE_SHOWN: &str = "-var-file=<masked variables, in memory>";
@@ -55,20 +56,16 @@ pub fn packer_env(settings: &Settings) -> Vec<(String, String)> {
 }
 
 /// Builds the invocation.
-pub fn build(p: &Prepared, settings: &Settings) -> Invocation {
+pub fn build(p: &BuildPlan, settings: &Settings) -> Invocation {
     let plain_env = packer_env(settings);
     let mut argv = Vec::new();
     if p.run_as_root {
         argv.push("sudo".to_string());
         // sudo resets the environment: keep what kiln sets, and Packer's temp folder.
-        let names: Vec<&str> = p
-            .env
-            .iter()
-            .chain(&plain_env)
-            .map(|(k, _)| k.as_str())
-            .chain(temp::ENV)
-            .collect();
-        argv.push(format!("--preserve-env={}", names.join(",")));
+        argv.push(format!(
+            "--preserve-env={}",
+            preserved_env(p, &plain_env).join(",")
+        ));
     }
     argv.push(settings.packer_path().display().to_string());
     argv.extend(["build", "-color=false", "-machine-readable"].map(String::from));
@@ -85,13 +82,45 @@ pub fn build(p: &Prepared, settings: &Settings) -> Invocation {
     if let Some(f) = &p.var_file {
         argv.push(format!("-var-file={}", f.display()));
     }
-    argv.push(p.template_path.display().to_string());
+    argv.push(p.template.display().to_string());
     Invocation {
         argv,
         env: p.env.clone(),
         plain_env,
         secret_vars,
     }
+}
+
+/// Packer under the supervisor. Secrets reach it only through the supervisor's environment:
+/// the credentials as Packer reads them, the masked variables under names of kiln's own, which
+/// the supervisor turns into an in-memory var file.
+pub fn launch(plan: &BuildPlan, settings: &Settings, temp_dir: Option<PathBuf>) -> Launch {
+    let inv = build(plan, settings);
+    let mut env: Vars = inv.env.clone();
+    let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    let secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
+        let vars = vars
+            .iter()
+            .enumerate()
+            .map(|(i, (name, value))| {
+                let var = format!("KILN_SECRET_VAR_{i}");
+                env.push((var.clone(), value.clone()));
+                redact_env.push(var.clone());
+                (name.clone(), var)
+            })
+            .collect();
+        SecretVars { at: *at, vars }
+    });
+    env.extend(inv.plain_env.iter().cloned());
+    let spec = RunSpec {
+        argv: inv.argv,
+        cwd: Some(settings.config_dir()),
+        redact_env,
+        max_log_bytes: settings.max_log_bytes(),
+        secret_vars,
+        temp_dir,
+    };
+    Launch { spec, env }
 }
 
 #[cfg(test)]
@@ -113,28 +142,16 @@ mod tests {
         assert!(packer_env(&settings("packer: {checkpointDisable: false}")).is_empty());
     }
 
-    fn prepared(run_as_root: bool) -> Prepared {
+    fn prepared(run_as_root: bool) -> BuildPlan {
         let pair = |k: &str, v: &str| (k.to_string(), v.to_string());
-        Prepared {
-            provider: "aws".into(),
-            key: String::new(),
-            identity: Default::default(),
-            image_name: "img".into(),
-            image_name_pattern: "img".into(),
-            app_version: None,
-            source_image: "ami-1".into(),
-            source_name: None,
-            template_name: "t.json".into(),
-            template_path: "/cfg/t.json".into(),
-            var_file_name: Some("v.json".into()),
+        BuildPlan {
+            template: "/cfg/t.json".into(),
             var_file: Some("/cfg/v.json".into()),
-            requested_attributes: Vec::new(),
             variables: vec![pair("aws_region", "us-east-1")],
             secret_variables: vec![pair("api_token", "s3cr3t-TOKEN")],
             env: vec![pair("AWS_SECRET_ACCESS_KEY", "s3cr3t-KEY")],
             run_as_root,
-            timeout: None,
-            idle_timeout: None,
+            ..BuildPlan::default()
         }
     }
 
@@ -155,6 +172,31 @@ mod tests {
         assert_eq!(shown[at], SECRET_VAR_FILE_SHOWN);
         assert_eq!(shown.last().unwrap(), "/cfg/t.json");
         assert_eq!(inv.plain_env, packer_env(&settings("{}")));
+    }
+
+    #[test]
+    fn a_launch_carries_secrets_in_the_environment_only() {
+        let launch = launch(&prepared(false), &settings("{}"), None);
+        let spec = serde_json::to_string(&launch.spec).unwrap();
+        assert!(!spec.contains("s3cr3t"), "{spec}");
+        let env: Vec<&str> = launch.env.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            env,
+            [
+                "AWS_SECRET_ACCESS_KEY",
+                "KILN_SECRET_VAR_0",
+                "CHECKPOINT_DISABLE"
+            ]
+        );
+        assert_eq!(
+            launch.spec.redact_env,
+            ["AWS_SECRET_ACCESS_KEY", "KILN_SECRET_VAR_0"]
+        );
+        let vars = launch.spec.secret_vars.unwrap().vars;
+        assert_eq!(
+            vars,
+            [("api_token".to_string(), "KILN_SECRET_VAR_0".to_string())]
+        );
     }
 
     #[test]

@@ -4,26 +4,140 @@
 //! them; Rosco-style templates whose `aws_access_key`/`aws_secret_key` stay empty fall back to
 //! Packer's default chain, which reads that environment.
 
-use super::common::{BakeError, RecipeContext, push};
-use super::source::{self, NameQuery};
+use super::provider::{BakeHandler, Provider, Selected};
+use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
+use super::source;
 use crate::bake::{BakeRequest, present};
 use crate::config::{AwsVirtualizationSettings, BaseImage, Settings};
+use crate::services::source_images::NameQuery;
 
-/// The base image and settings a request bakes from.
-#[derive(Debug, Clone)]
-pub struct Base {
-    pub image: BaseImage,
-    pub settings: AwsVirtualizationSettings,
-    pub vm_type: String,
-    /// The source image's id (`ami-…`; for qemu, the base disk and its fingerprint).
-    pub source_ami: String,
-    /// The name it was looked up by, when the configured or requested source was a name.
-    pub source_name: Option<String>,
+/// The AWS provider: AMIs through Packer's amazon builders.
+pub struct Aws;
+
+impl Provider for Aws {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn enabled(&self, settings: &Settings) -> bool {
+        settings.aws.enabled
+    }
+
+    fn prepare(&self, req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeError> {
+        super::prepare::prepare(self, req, ctx)
+    }
+
+    fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
+        let images = &settings.aws.bakery_defaults.base_images;
+        images.iter().map(|b| b.base_image.clone()).collect()
+    }
+
+    fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
+        let d = &settings.aws.bakery_defaults;
+        let mut out = vec![(
+            self.default_template(settings).to_string(),
+            "aws.bakeryDefaults.templateFile",
+        )];
+        for img in &d.base_images {
+            if let Some(t) = &img.base_image.template_file {
+                out.push((t.clone(), "a base image's templateFile"));
+            }
+        }
+        out
+    }
+
+    /// Bakes a base image that selects `template` (else the first base image) in its first
+    /// region, from a stand-in source image id (a bake would look a name up first).
+    fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
+        let images = &settings.aws.bakery_defaults.base_images;
+        let image = images
+            .iter()
+            .find(|b| b.base_image.template_file.as_deref() == Some(template))
+            .or(images.first())?;
+        let vs = image.virtualization_settings.first()?;
+        let req = BakeRequest {
+            package_name: Some("kiln-validate".into()),
+            base_os: Some(image.base_image.id.clone()),
+            vm_type: vs.virtualization_type.clone(),
+            template_file_name: Some(template.to_string()),
+            cloud_provider_type: Some(Self::NAME.into()),
+            base_ami: Some("ami-00000000".into()),
+            ..Default::default()
+        };
+        Some((req, vs.region.clone()))
+    }
+
+    fn stand_in_variables(&self, settings: &Settings, config_dir: &std::path::Path) -> Vars {
+        let d = &settings.aws.bakery_defaults;
+        let mut v: Vars = [
+            ("aws_region", "us-east-1"),
+            ("aws_instance_type", "t3.micro"),
+            ("aws_source_ami", "ami-00000000"),
+            ("aws_target_ami", "kiln-validate"),
+            ("aws_ssh_username", "ubuntu"),
+            ("package_type", "deb"),
+            ("packages", "kiln-validate"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .into();
+        v.push(("configDir".into(), config_dir.display().to_string()));
+        for (k, val) in [
+            ("aws_subnet_id", &d.aws_subnet_id),
+            ("aws_vpc_id", &d.aws_vpc_id),
+            ("aws_ec2_endpoint", &d.aws_ec2_endpoint),
+        ] {
+            if let Some(val) = val {
+                v.push((k.to_string(), val.clone()));
+            }
+        }
+        v
+    }
+}
+
+impl BakeHandler for Aws {
+    /// The virtualization settings of the base image for the bake's region and vm type.
+    type Own = AwsVirtualizationSettings;
+    const NAME: &'static str = "aws";
+
+    fn select(
+        &self,
+        req: &BakeRequest,
+        ctx: &RecipeContext,
+    ) -> Result<Selected<Self::Own>, BakeError> {
+        select(req, ctx)
+    }
+
+    fn check_image_name(&self, name: &str) -> Result<(), BakeError> {
+        crate::recipe::check_aws_image_name(name).map_err(BakeError::Invalid)
+    }
+
+    fn variables(
+        &self,
+        req: &BakeRequest,
+        ctx: &RecipeContext,
+        base: &Selected<Self::Own>,
+        image_name: &str,
+        app_version: Option<&str>,
+    ) -> Vars {
+        variables(req, ctx, base, image_name, app_version)
+    }
+
+    fn default_template<'a>(&self, settings: &'a Settings) -> &'a str {
+        let configured = settings.aws.bakery_defaults.template_file.as_deref();
+        configured.unwrap_or("aws-ebs.json")
+    }
+
+    fn credentials(&self, settings: &Settings) -> Vars {
+        credentials_env(settings)
+    }
 }
 
 /// Finds the base image and its settings for the request's region and vm type, and the source
 /// image's id (looking a name up through the context's `images`; see [`super::source`]).
-pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Base, BakeError> {
+fn select(
+    req: &BakeRequest,
+    ctx: &RecipeContext,
+) -> Result<Selected<AwsVirtualizationSettings>, BakeError> {
     let defaults = &ctx.settings.aws.bakery_defaults;
     let vm_type = present(&req.vm_type)
         .or(defaults.default_virtualization_type.as_deref())
@@ -99,30 +213,30 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Base, BakeError>
             .ok_or_else(no_base)?;
         (id, Some(given))
     };
-    Ok(Base {
+    Ok(Selected {
         image: entry.base_image.clone(),
-        settings: settings.clone(),
         vm_type,
-        source_ami,
+        source_image: source_ami,
         source_name,
+        own: settings.clone(),
     })
 }
 
 /// Rosco's `aws_*` variables, in Rosco's order and with its conditions.
-pub fn variables(
+fn variables(
     req: &BakeRequest,
     ctx: &RecipeContext,
-    base: &Base,
+    base: &Selected<AwsVirtualizationSettings>,
     image_name: &str,
     app_version: Option<&str>,
-) -> Vec<(String, String)> {
+) -> Vars {
     let d = &ctx.settings.aws.bakery_defaults;
-    let s = &base.settings;
+    let s = &base.own;
     let mut vars = Vec::new();
     push(&mut vars, "aws_region", Some(ctx.region.to_string()));
     push(&mut vars, "aws_instance_type", s.instance_type.clone());
     // Always an id: a name was looked up before Packer runs, as Rosco does.
-    push(&mut vars, "aws_source_ami", Some(base.source_ami.clone()));
+    push(&mut vars, "aws_source_ami", Some(base.source_image.clone()));
     push(&mut vars, "aws_target_ami", Some(image_name.to_string()));
     push(&mut vars, "aws_ssh_username", s.ssh_user_name.clone());
     push(&mut vars, "aws_winrm_username", s.win_rm_user_name.clone());
@@ -155,7 +269,7 @@ pub fn variables(
 
 /// Credentials for Packer's environment, when the bakery has explicit keys; otherwise nothing,
 /// and Packer uses its default chain (environment, shared config, instance profile / IAM role).
-pub fn credentials_env(settings: &Settings) -> Vec<(String, String)> {
+fn credentials_env(settings: &Settings) -> Vars {
     let d = &settings.aws.bakery_defaults;
     match (&d.aws_access_key, &d.aws_secret_key) {
         (Some(access), Some(secret)) if !access.trim().is_empty() && !secret.is_empty() => vec![
@@ -170,5 +284,4 @@ pub fn credentials_env(settings: &Settings) -> Vec<(String, String)> {
 }
 
 #[cfg(test)]
-#[path = "aws_tests.rs"]
 mod tests;

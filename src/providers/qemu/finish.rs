@@ -3,47 +3,19 @@
 //! (`boot_test`), and `image.json`, which kiln's API shows. Safe to run twice for one bake (a
 //! kiln restarted meanwhile re-attaches and finishes again).
 
-use super::boot::{BootCheck, BootReport, BootSpec};
-use super::{DEFAULT_APPEND, INITRD, KERNEL, boot_command, image_dir, staging_dir};
+use super::{boot_test_requested, installed_names};
 use crate::bake::{BakeRecord, BakeRequest};
 use crate::digest::sha256_file;
-use crate::providers::qemu::{boot_test_requested, installed_names};
+use crate::images::{
+    BootCheck, BootSpec, DEFAULT_APPEND, INITRD, ImageInfo, KERNEL, boot_command, image_dir,
+    staging_dir, write_image_info,
+};
 use crate::recipe::PackageType;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tokio_util::sync::CancellationToken;
 
-/// A baked qemu image (`images/<bake id>/image.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ImageInfo {
-    pub bake_id: String,
-    pub image_name: String,
-    /// The qcow2 file.
-    pub image: PathBuf,
-    pub size: u64,
-    pub sha256: String,
-    pub kernel: PathBuf,
-    pub initrd: PathBuf,
-    pub append: String,
-    pub ssh_user_name: String,
-    pub ssh_key: PathBuf,
-    /// One command that boots the image with its console on the terminal.
-    pub boot_command: String,
-    pub boot_check: Option<BootReport>,
-    pub boot_check_error: Option<String>,
-}
-
-/// Reads a baked image's `image.json`.
-pub fn read_image_info(data_dir: &Path, bake_id: &str) -> Option<ImageInfo> {
-    if !super::safe_name(bake_id) {
-        return None;
-    }
-    let bytes = std::fs::read(image_dir(data_dir, bake_id).join("image.json")).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
 /// Finishes a bake whose Packer run succeeded. An error fails the bake with its message.
-pub async fn finish(
+pub(super) async fn finish(
     data_dir: &Path,
     record: &BakeRecord,
     say: &mut (dyn FnMut(&str) + Send),
@@ -146,8 +118,7 @@ pub async fn finish(
             }
         }
     }
-    let json = serde_json::to_vec_pretty(&info).map_err(|e| e.to_string())?;
-    crate::packer::run::layout::write_atomic(&dir, "image.json", &json)
+    write_image_info(&dir, &info)
         .map_err(|e| format!("cannot write {}/image.json: {e}", dir.display()))?;
     if result.is_ok() {
         let _ = std::fs::remove_dir_all(&stage);
@@ -158,7 +129,7 @@ pub async fn finish(
 
 /// Rosco's `Bake` for a qemu bake: the artifact `qemu/image` at location `local`, whose
 /// reference is the qcow2's path.
-pub fn bake_details(data_dir: &Path, record: &BakeRecord) -> crate::bake::BakeDetails {
+pub(super) fn bake_details(data_dir: &Path, record: &BakeRecord) -> crate::bake::BakeDetails {
     use crate::bake::{Artifact, BakeDetails};
     let vm_name = record
         .recipe
@@ -168,9 +139,6 @@ pub fn bake_details(data_dir: &Path, record: &BakeRecord) -> crate::bake::BakeDe
         .unwrap_or_default();
     let image = image_dir(data_dir, &record.id).join(vm_name);
     let req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
-    let mut metadata = serde_json::Map::new();
-    metadata.insert("build_info_url".into(), req.build_info_url.clone().into());
-    metadata.insert("build_number".into(), req.build_number.clone().into());
     BakeDetails {
         id: record.id.clone(),
         ami: None,
@@ -182,7 +150,7 @@ pub fn bake_details(data_dir: &Path, record: &BakeRecord) -> crate::bake::BakeDe
             location: Some(record.region.clone()),
             reference: Some(image.display().to_string()),
             uuid: Some(record.id.clone()),
-            metadata: Some(metadata),
+            metadata: Some(crate::providers::provider::build_info(&req)),
             ..Artifact::default()
         }),
         artifacts: None,

@@ -7,7 +7,7 @@
 //! and a socket path has at most 107 bytes; `<dataDir>/tmp/<12 chars>/packer-plugin<10 digits>`
 //! leaves room for a data dir path of about 60 bytes.
 //!
-//! Lifecycle: a run's folder is made by [`crate::packer::run::start`], removed by its supervisor
+//! Lifecycle: a run's folder is made by [`crate::runner::start`], removed by its supervisor
 //! once Packer's process group is gone (or by kiln, if the supervisor died), and whatever a crash
 //! left behind is swept at kiln's next start ([`sweep`]).
 

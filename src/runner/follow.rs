@@ -342,7 +342,7 @@ impl Follow {
         if let Some(dir) = &self.run.temp_dir
             && self.run.supervisor.is_none()
             && !layout::supervisor_alive(&self.run.dir)
-            && let Err(e) = crate::packer::temp::remove(dir)
+            && let Err(e) = crate::runner::temp::remove(dir)
         {
             tracing::warn!(dir = %dir.display(), error = %e, "cannot remove packer's temp folder");
         }

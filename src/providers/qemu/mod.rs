@@ -13,27 +13,143 @@
 //! attributes, and names that become file names must be plain: a request must not make kiln
 //! read or write an arbitrary file.
 
-use super::aws::Base;
-use super::common::{BakeError, RecipeContext, push};
-use crate::bake::{Artifact, BakeRequest, present};
+mod finish;
+mod stage;
+
+use super::provider::{BakeHandler, HookError, Provider, RunContext, Selected};
+use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
+use crate::bake::{Artifact, BakeDetails, BakeRecord, BakeRequest, present};
+use crate::builders::packer::output::Outcome;
+use crate::config::{BaseImage, Settings};
 use crate::images::{GUEST_ARTIFACTS_DIR, LocalBaseImage, find_base_image, safe_name};
 use crate::recipe::{OsPackageName, PackageType, packages_parameter};
-use std::path::PathBuf;
+use futures_util::future::BoxFuture;
+use std::path::{Path, PathBuf};
+use tokio_util::sync::CancellationToken;
 
 /// The only region of the provider: this machine.
 pub const REGION: &str = "local";
 /// kiln's extended attribute that boots the baked image and checks it.
 pub const BOOT_TEST: &str = "boot_test";
 
-/// The base image a request bakes from.
-pub struct Selected {
-    /// For the identity: the base image and, as "source", its disk and fingerprint.
-    pub base: Base,
-    pub image: LocalBaseImage,
+/// The qemu provider: a qcow2 image on this machine.
+pub struct Qemu;
+
+impl Provider for Qemu {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn enabled(&self, settings: &Settings) -> bool {
+        settings.qemu.enabled
+    }
+
+    fn prepare(&self, req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeError> {
+        super::prepare::prepare(self, req, ctx)
+    }
+
+    /// Configured base images, then those `kiln base-image build` left in the data dir.
+    fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
+        let images = crate::images::base_images(settings);
+        images.iter().map(LocalBaseImage::base_image).collect()
+    }
+
+    fn before_run<'a>(
+        &'a self,
+        run: RunContext<'a>,
+        prepared: &'a mut Prepared,
+    ) -> BoxFuture<'a, Result<Vec<String>, HookError>> {
+        Box::pin(async move {
+            let req = serde_json::from_value(run.record.request.clone()).unwrap_or_default();
+            stage::prepare_run(run.data_dir, &run.record.id, prepared, &req)
+                .await
+                .map_err(Into::into)
+        })
+    }
+
+    fn after_run<'a>(
+        &'a self,
+        run: RunContext<'a>,
+        say: &'a mut (dyn FnMut(&str) + Send),
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            finish::finish(run.data_dir, run.record, say, cancel)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn details(&self, run: RunContext<'_>, _outcome: &Outcome) -> BakeDetails {
+        finish::bake_details(run.data_dir, run.record)
+    }
+
+    /// The image on this machine: path, size, sha256, kernel and initrd, the boot check's
+    /// result and the command that boots it (`images/<id>/image.json`).
+    fn image(&self, data_dir: &Path, record: &BakeRecord) -> Option<serde_json::Value> {
+        let info = crate::images::read_image_info(data_dir, &record.id)?;
+        serde_json::to_value(info).ok()
+    }
+}
+
+impl BakeHandler for Qemu {
+    type Own = LocalBaseImage;
+    const NAME: &'static str = "qemu";
+    const OWN_ATTRIBUTES: &'static [&'static str] = &[BOOT_TEST];
+
+    fn select(
+        &self,
+        req: &BakeRequest,
+        ctx: &RecipeContext,
+    ) -> Result<Selected<Self::Own>, BakeError> {
+        select(req, ctx)
+    }
+
+    fn check_image_name(&self, name: &str) -> Result<(), BakeError> {
+        check_image_name(name)
+    }
+
+    fn artifacts(
+        &self,
+        kind: PackageType,
+        artifacts: &[Artifact],
+    ) -> Result<Vec<Artifact>, BakeError> {
+        with_digests(kind, artifacts)
+    }
+
+    fn packages(
+        &self,
+        kind: PackageType,
+        install: &[OsPackageName],
+        artifacts: &[Artifact],
+    ) -> Result<(String, Vec<String>), BakeError> {
+        let staged = staged_artifacts(kind, artifacts)?;
+        let made = staged.iter().map(StagedArtifact::guest_path).collect();
+        Ok((packages_variable(kind, install, &staged), made))
+    }
+
+    fn variables(
+        &self,
+        req: &BakeRequest,
+        ctx: &RecipeContext,
+        base: &Selected<Self::Own>,
+        image_name: &str,
+        app_version: Option<&str>,
+    ) -> Vars {
+        variables(ctx, req, &base.own, image_name, app_version)
+    }
+
+    fn default_template<'a>(&self, settings: &'a Settings) -> &'a str {
+        settings
+            .qemu
+            .template_file
+            .as_deref()
+            .unwrap_or("qemu.json")
+    }
 }
 
 /// Finds the base image and checks what the qemu provider needs of the request.
-pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeError> {
+fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected<LocalBaseImage>, BakeError> {
     if ctx.region != REGION {
         return Err(invalid(format!(
             "the qemu provider bakes on this machine: use region '{REGION}', not '{}'",
@@ -59,14 +175,13 @@ pub fn select(req: &BakeRequest, ctx: &RecipeContext) -> Result<Selected, BakeEr
             missing.join(", ")
         )));
     }
-    let base = Base {
+    Ok(Selected {
         image: image.base_image(),
-        settings: Default::default(),
         vm_type: "qemu".into(),
-        source_ami: format!("{}@{}", image.disk.display(), image.fingerprint),
+        source_image: format!("{}@{}", image.disk.display(), image.fingerprint),
         source_name: None,
-    };
-    Ok(Selected { base, image })
+        own: image,
+    })
 }
 
 /// Whether the request asks for the boot check (`boot_test`: true/false, yes/no, 1/0).
@@ -96,13 +211,13 @@ pub fn check_image_name(name: &str) -> Result<(), BakeError> {
 }
 
 /// The qemu template's variables (besides the common ones and the per-run output paths).
-pub fn variables(
+fn variables(
     ctx: &RecipeContext,
     req: &BakeRequest,
     image: &LocalBaseImage,
     image_name: &str,
     app_version: Option<&str>,
-) -> Vec<(String, String)> {
+) -> Vars {
     let path = |p: &PathBuf| Some(p.display().to_string());
     let mut vars = Vec::new();
     push(&mut vars, "qemu_source_disk", path(&image.disk));
@@ -348,5 +463,4 @@ fn invalid(message: String) -> BakeError {
 }
 
 #[cfg(test)]
-#[path = "qemu_tests.rs"]
 mod tests;

@@ -320,17 +320,17 @@ fn is_aws_region(s: &str) -> bool {
 mod tests {
     use super::*;
 
-    const SINGLE: &str = include_str!("../../tests/fixtures/output/ebs-single.log");
-    const MULTI: &str = include_str!("../../tests/fixtures/output/ebs-multi.log");
-    const BAD_AMI: &str = include_str!("../../tests/fixtures/output/ebs-bad-ami.log");
-    const VALIDATE_ERROR: &str = include_str!("../../tests/fixtures/output/validate-error.log");
-    const TIMESTAMP_UI: &str = include_str!("../../tests/fixtures/output/ebs-timestamp-ui.log");
-    const ENCRYPTED: &str = include_str!("../../tests/fixtures/output/ebs-encrypted.log");
-    const NULL_MANIFEST: &str = include_str!("../../tests/fixtures/output/null-manifest.log");
-    const SSH: &str = include_str!("../../tests/fixtures/output/ebs-ssh.log");
+    const SINGLE: &str = include_str!("../../../tests/fixtures/output/ebs-single.log");
+    const MULTI: &str = include_str!("../../../tests/fixtures/output/ebs-multi.log");
+    const BAD_AMI: &str = include_str!("../../../tests/fixtures/output/ebs-bad-ami.log");
+    const VALIDATE_ERROR: &str = include_str!("../../../tests/fixtures/output/validate-error.log");
+    const TIMESTAMP_UI: &str = include_str!("../../../tests/fixtures/output/ebs-timestamp-ui.log");
+    const ENCRYPTED: &str = include_str!("../../../tests/fixtures/output/ebs-encrypted.log");
+    const NULL_MANIFEST: &str = include_str!("../../../tests/fixtures/output/null-manifest.log");
+    const SSH: &str = include_str!("../../../tests/fixtures/output/ebs-ssh.log");
     const SSH_INSTALL_FAILS: &str =
-        include_str!("../../tests/fixtures/output/ebs-ssh-install-fails.log");
-    const CANCELLED: &str = include_str!("../../tests/fixtures/output/ebs-cancelled.log");
+        include_str!("../../../tests/fixtures/output/ebs-ssh-install-fails.log");
+    const CANCELLED: &str = include_str!("../../../tests/fixtures/output/ebs-cancelled.log");
     const ALL: [&str; 10] = [
         SINGLE,
         MULTI,

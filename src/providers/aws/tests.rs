@@ -1,10 +1,11 @@
 //! Rosco's `AWSBakeHandlerSpec` cases of the source image, against a stand-in lookup: ids pass
 //! through, names resolve by Rosco's rule, the dynamic key, the 400 message, and the identity.
 
-use super::super::common::{Prepared, RecipeContext, prepare};
-use super::super::source::{Candidate, LookupError, NameQuery, SourceImages};
 use crate::bake::BakeRequest;
 use crate::config::Settings;
+use crate::providers::recipe::{Prepared, RecipeContext};
+use crate::providers::registry::prepare;
+use crate::services::source_images::{Candidate, LookupError, NameQuery, SourceImages};
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
@@ -104,7 +105,8 @@ fn prepare_with(
 }
 
 fn var<'a>(p: &'a Prepared, name: &str) -> Option<&'a str> {
-    p.variables
+    p.plan
+        .variables
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())

@@ -1,8 +1,11 @@
 //! Unit tests of `prepare`: what a request may influence, one spelling per template, the
 //! identity of request-given secrets, and no panic on any input.
 
-use super::*;
-use crate::providers::source::NoLookup;
+use crate::bake::BakeRequest;
+use crate::config::Settings;
+use crate::providers::recipe::{Prepared, RecipeContext};
+use crate::providers::registry::prepare;
+use crate::services::source_images::NoLookup;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -115,10 +118,11 @@ fn configdir_is_the_bakerys_and_every_spelling_of_a_template_is_one() {
         .prepare(request(json!({"template_file_name": "aws-chroot.json"})))
         .unwrap();
     assert!(
-        plain.run_as_root,
+        plain.plan.run_as_root,
         "templatesNeedingRoot lists ./aws-chroot.json"
     );
     let config_dir = plain
+        .plan
         .variables
         .iter()
         .find(|(k, _)| k == "configDir")
@@ -133,7 +137,7 @@ fn configdir_is_the_bakerys_and_every_spelling_of_a_template_is_one() {
             .prepare(request(json!({"template_file_name": spelling})))
             .unwrap();
         assert_eq!(p.template_name, "aws-chroot.json", "{spelling}");
-        assert!(p.run_as_root, "{spelling}");
+        assert!(p.plan.run_as_root, "{spelling}");
         assert_eq!(p.identity.digest, plain.identity.digest, "{spelling}");
     }
 }

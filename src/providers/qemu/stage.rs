@@ -3,11 +3,11 @@
 //! was computed with), and the per-bake Packer variables (`qemu_output_directory`,
 //! `qemu_staging_dir`) added to the recipe.
 
-use super::{image_dir, safe_name, staging_dir};
+use super::{Source, StagedArtifact, staged_artifacts};
 use crate::bake::BakeRequest;
 use crate::digest::sha256_file;
-use crate::providers::Prepared;
-use crate::providers::qemu::{Source, StagedArtifact, staged_artifacts};
+use crate::images::{image_dir, safe_name, staging_dir};
+use crate::providers::recipe::Prepared;
 use crate::recipe::PackageType;
 use std::path::{Path, PathBuf};
 
@@ -32,14 +32,14 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
     }
 }
 
-/// Prepares the staging dir of bake `id` and returns the recipe with its per-run variables,
-/// plus lines for the bake's log.
-pub async fn prepare_run(
+/// Prepares the staging dir of bake `id` and adds the per-run variables to its recipe; returns
+/// lines for the bake's log.
+pub(super) async fn prepare_run(
     data_dir: &Path,
     id: &str,
-    prepared: &Prepared,
+    prepared: &mut Prepared,
     req: &BakeRequest,
-) -> Result<(Prepared, Vec<String>), StageError> {
+) -> Result<Vec<String>, StageError> {
     if !safe_name(id) {
         return Err(StageError::BadId(id.to_string()));
     }
@@ -61,7 +61,7 @@ pub async fn prepare_run(
             .map_err(io(parent))?;
     }
 
-    let kind: PackageType = variable(prepared, "package_type")
+    let kind: PackageType = (prepared.plan.variable("package_type"))
         .and_then(|k| k.parse().ok())
         .unwrap_or(PackageType::Deb);
     let artifacts = req.package_artifacts.clone().unwrap_or_default();
@@ -94,14 +94,10 @@ pub async fn prepare_run(
         ));
     }
 
-    let mut run = prepared.clone();
-    set(
-        &mut run,
-        "qemu_output_directory",
-        output.display().to_string(),
-    );
-    set(&mut run, "qemu_staging_dir", stage.display().to_string());
-    Ok((run, notes))
+    let plan = &mut prepared.plan;
+    plan.set_variable("qemu_output_directory", output.display().to_string());
+    plan.set_variable("qemu_staging_dir", stage.display().to_string());
+    Ok(notes)
 }
 
 /// Copies a `file://` artifact or downloads an `http(s)://` one (curl: redirects followed,
@@ -146,20 +142,6 @@ fn identity_digest(p: &Prepared, reference: &str) -> Option<String> {
         .find(|a| a["reference"].as_str() == Some(reference))
         .and_then(|a| a["digest"].as_str())
         .map(str::to_string)
-}
-
-fn variable<'a>(p: &'a Prepared, name: &str) -> Option<&'a str> {
-    p.variables
-        .iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.as_str())
-}
-
-fn set(p: &mut Prepared, name: &str, value: String) {
-    match p.variables.iter_mut().find(|(k, _)| k == name) {
-        Some(slot) => slot.1 = value,
-        None => p.variables.push((name.to_string(), value)),
-    }
 }
 
 #[cfg(test)]

@@ -51,7 +51,7 @@ pub struct RunSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_vars: Option<SecretVars>,
     /// Packer's private temp folder (`TMPDIR`, `PACKER_TMP_DIR`): created before the run,
-    /// removed once Packer's process group is gone (see [`crate::packer::temp`]).
+    /// removed once Packer's process group is gone (see [`crate::runner::temp`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temp_dir: Option<PathBuf>,
 }

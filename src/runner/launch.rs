@@ -151,7 +151,7 @@ async fn wait_for_pgid(dir: &Path, supervisor: &mut tokio::process::Child) -> io
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packer::run::{Ending, Limits};
+    use crate::runner::{Ending, Limits};
     use std::time::SystemTime;
 
     fn limits() -> Limits {

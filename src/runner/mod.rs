@@ -13,7 +13,7 @@
 //!   resources when interrupted ([`STOP_SIGNAL`] says why SIGINT and not SIGTERM).
 //! - Secrets travel only in the supervisor's environment and memory (masked variables reach
 //!   Packer as an in-memory var file, [`SecretVars`]), never in a file, and never reach
-//!   `output.log` ([`crate::packer::redact`]).
+//!   `output.log` ([`crate::runner::redact`]).
 //! - A Packer whose supervisor died is not left to run unsupervised: kiln stops it as it stops
 //!   a canceled bake, so it cleans up its cloud resources ([`StoppedBy::SupervisorDied`]).
 //! - `output.log` is bounded ([`log`]) and Packer's result lines survive the bound.
@@ -22,10 +22,12 @@ mod follow;
 mod launch;
 pub mod layout;
 mod log;
+pub mod redact;
 mod secret_file;
 pub mod signal;
 mod supervisor;
 mod tail;
+pub mod temp;
 
 pub use follow::{Ending, Limits, RunReport, STOP_SIGNAL, StoppedBy};
 pub use launch::{Run, reattach, start};

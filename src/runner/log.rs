@@ -11,7 +11,7 @@
 //! [`BACKLOG_LIMIT`] bytes wait, further lines are dropped (and counted in a note), except
 //! result lines: a bake whose Packer finished while the disk was full still gets its result.
 
-use crate::packer::redact::Redactor;
+use crate::runner::redact::Redactor;
 use std::io::{self, BufRead, ErrorKind, Write};
 
 /// The longest line kept; the rest of a longer line is dropped.
