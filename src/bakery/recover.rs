@@ -227,17 +227,14 @@ fn redacted_attribute(req: &BakeRequest, masked: &[String]) -> Option<String> {
         .map(|(k, _)| k.clone())
 }
 
-/// A stored bake's request, bound to the source image it resolved to when it was created: a
-/// re-prepared bake looks nothing up (no network I/O at start-up) and bakes from the same image.
+/// A stored bake's request as its provider re-prepares it: bound to what it resolved when it
+/// was created (AWS: the source image), so a re-prepared bake looks nothing up (no network I/O
+/// at start-up) and bakes from the same image.
 fn stored_request(record: &BakeRecord) -> BakeRequest {
-    let mut req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
-    if let Some(id) = record.inputs["source_image"]
-        .as_str()
-        .filter(|id| crate::providers::source::is_image_id(id))
-    {
-        req.base_ami = Some(id.to_string());
+    match crate::providers::registry::find(&record.provider) {
+        Some(p) => p.stored_request(record),
+        None => serde_json::from_value(record.request.clone()).unwrap_or_default(),
     }
-    req
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ mod provider;
 mod qemu;
 mod recipe;
 pub mod registry;
-pub mod source;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

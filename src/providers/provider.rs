@@ -144,6 +144,12 @@ pub trait Provider: Send + Sync {
         image_details(self.name(), run.record, outcome)
     }
 
+    /// A stored bake's request, to prepare it again after a restart: bound to what was
+    /// resolved when the bake was created, so preparing it again looks nothing up.
+    fn stored_request(&self, record: &BakeRecord) -> BakeRequest {
+        serde_json::from_value(record.request.clone()).unwrap_or_default()
+    }
+
     /// The provider's own view of a bake's image (kiln's bake view), if it keeps one.
     fn image(&self, _data_dir: &Path, _record: &BakeRecord) -> Option<serde_json::Value> {
         None

@@ -1,4 +1,4 @@
-//! Where kiln looks a source image up by name (the I/O half of `providers::source`): the
+//! Where kiln looks a source image up by name (the I/O half of the AWS provider's source image rules): the
 //! [`SourceImages`] port, and [`Finder`], Rosco's way through Clouddriver when
 //! `services.clouddriver.baseUrl` is set, else EC2 itself (`DescribeImages` by name with the
 //! bake's credentials, region and `awsEc2Endpoint`).

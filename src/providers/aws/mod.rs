@@ -4,10 +4,11 @@
 //! them; Rosco-style templates whose `aws_access_key`/`aws_secret_key` stay empty fall back to
 //! Packer's default chain, which reads that environment.
 
+mod source;
+
 use super::provider::{BakeHandler, Provider, Selected};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
-use super::source;
-use crate::bake::{BakeRequest, present};
+use crate::bake::{BakeRecord, BakeRequest, present};
 use crate::config::{AwsVirtualizationSettings, BaseImage, Settings};
 use crate::services::source_images::NameQuery;
 
@@ -30,6 +31,19 @@ impl Provider for Aws {
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = &settings.aws.bakery_defaults.base_images;
         images.iter().map(|b| b.base_image.clone()).collect()
+    }
+
+    /// Bound to the source image id it resolved to (`inputs.source_image`).
+    fn stored_request(&self, record: &BakeRecord) -> BakeRequest {
+        let mut req: BakeRequest =
+            serde_json::from_value(record.request.clone()).unwrap_or_default();
+        if let Some(id) = record.inputs["source_image"]
+            .as_str()
+            .filter(|id| source::is_image_id(id))
+        {
+            req.base_ami = Some(id.to_string());
+        }
+        req
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
@@ -133,7 +147,7 @@ impl BakeHandler for Aws {
 }
 
 /// Finds the base image and its settings for the request's region and vm type, and the source
-/// image's id (looking a name up through the context's `images`; see [`super::source`]).
+/// image's id (looking a name up through the context's `images`; see [`source`]).
 fn select(
     req: &BakeRequest,
     ctx: &RecipeContext,
