@@ -10,7 +10,7 @@ use axum::http::Uri;
 use serde_json::{Value, json};
 
 fn base_image_json(b: &BaseImage) -> Value {
-    json!({
+    let mut v = json!({
         "id": b.id,
         "shortDescription": b.short_description,
         "detailedDescription": b.detailed_description,
@@ -18,7 +18,12 @@ fn base_image_json(b: &BaseImage) -> Value {
         "templateFile": b.template_file,
         "osType": b.os_type.as_deref().unwrap_or("linux"),
         "customRepository": b.custom_repository,
-    })
+    });
+    // GCE's image families (Deck marks them in its tooltip).
+    if let (Some(family), Some(map)) = (b.is_image_family, v.as_object_mut()) {
+        map.insert("isImageFamily".into(), family.into());
+    }
+    v
 }
 
 /// The enabled providers and their base images. On a blocking thread: a provider may read its

@@ -125,6 +125,9 @@ impl Bakery {
         self.settle(&record, &report, &limits, &mut sink, after)
             .await;
         sink.flush();
+        if let Some(provider) = providers::registry::find(&record.provider) {
+            provider.cleanup(&self.data_dir(), &record);
+        }
     }
 
     /// Turns a run's report into the bake's final phase, details and metrics. Its writes are
@@ -235,6 +238,9 @@ impl Bakery {
     }
 
     fn fail_to_start(&self, record: &BakeRecord, e: &(dyn std::error::Error + 'static)) {
+        if let Some(provider) = providers::registry::find(&record.provider) {
+            provider.cleanup(&self.data_dir(), record);
+        }
         let error = format!("could not start the build: {}", crate::telemetry::Chain(e));
         self.finish(&record.id, Phase::Failed, Cause::JobFailed, error);
     }

@@ -1,7 +1,7 @@
 //! The typed settings. Field names are the camelCase form of Rosco's keys; the loader has already
 //! folded Spring's relaxed spellings (`default-virtualization-type`) into that form.
 
-use super::DurationText;
+use super::{DockerSettings, DurationText, GoogleSettings};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,6 +25,9 @@ pub struct Settings {
     pub chocolatey_repository: Option<String>,
     pub packer: PackerSettings,
     pub aws: AwsSettings,
+    /// Google Compute Engine (Rosco's `gce` provider).
+    pub google: GoogleSettings,
+    pub docker: DockerSettings,
     /// kiln: local images baked with Packer's qemu builder.
     pub qemu: QemuSettings,
     pub redis: RedisSettings,
@@ -147,6 +150,9 @@ pub struct BaseImage {
     pub template_file: Option<String>,
     pub os_type: Option<String>,
     pub custom_repository: Option<String>,
+    /// GCE: the source is an image family (Deck says so in its tooltip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_image_family: Option<bool>,
     /// kiln: a total time limit for bakes of this image.
     #[serde(skip_serializing)]
     pub timeout: Option<DurationText>,
@@ -474,7 +480,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Spring binds any scalar to a String field; so does kiln (`spotPrice: 0` is the string "0").
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_norway::Value>::deserialize(d)?;
     match v {
         None | Some(serde_norway::Value::Null) => Ok(None),
@@ -487,7 +493,7 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     }
 }
 
-fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(lenient_string(d)?.unwrap_or_default())
 }
 

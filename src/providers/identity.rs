@@ -34,6 +34,13 @@ impl Identity {
             } else {
                 v.clone()
             };
+            // A value made from the bake's start time (Docker's default tag and appversion)
+            // changes nothing in the image either.
+            let v = if v == ctx.now_ms.to_string() {
+                "{now}".to_string()
+            } else {
+                v
+            };
             variables.insert(k.clone(), Value::String(v));
         }
         // A secret value cannot enter the identity (the digest and inputs are shown, and a

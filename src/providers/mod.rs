@@ -11,6 +11,8 @@
 
 mod aws;
 mod checks;
+mod docker;
+mod gce;
 mod identity;
 mod limits;
 mod paths;

@@ -60,10 +60,9 @@ pub fn prepare<H: BakeHandler>(
     let first = naming
         .iter()
         .find(|p| p.name.as_deref().is_some_and(|n| !n.is_empty()));
-    let image_name = recipe::image_name(req, first, ctx.now_ms);
-    let image_name_pattern = recipe::image_name_pattern(req, first);
+    let (image_name, image_name_pattern) = handler.image_name(req, first, ctx.now_ms);
     handler.check_image_name(&image_name)?;
-    let app_version = recipe::app_version(req, first, kind);
+    let app_version = handler.app_version(req, first, kind, ctx.now_ms);
 
     let mut vars = handler.variables(req, ctx, &base, &image_name, app_version.as_deref());
     let (packages, kiln_made) = handler.packages(kind, &resolved.install, &artifacts)?;

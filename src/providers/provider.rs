@@ -53,8 +53,33 @@ pub trait BakeHandler: Sync {
         ctx: &RecipeContext,
     ) -> Result<Selected<Self::Own>, BakeError>;
 
+    /// The image name, and the same with its per-run part left open (what the identity keeps):
+    /// Rosco's `ImageNameFactory` unless the provider names images its own way.
+    fn image_name(
+        &self,
+        req: &BakeRequest,
+        first: Option<&OsPackageName>,
+        now_ms: i64,
+    ) -> (String, String) {
+        (
+            crate::recipe::image_name(req, first, now_ms),
+            crate::recipe::image_name_pattern(req, first),
+        )
+    }
+
     /// Whether the provider can make an image of that name.
     fn check_image_name(&self, name: &str) -> Result<(), BakeError>;
+
+    /// The appversion (Rosco's, unless the provider has a fallback of its own).
+    fn app_version(
+        &self,
+        req: &BakeRequest,
+        first: Option<&OsPackageName>,
+        kind: PackageType,
+        _now_ms: i64,
+    ) -> Option<String> {
+        crate::recipe::app_version(req, first, kind)
+    }
 
     /// The request's package artifacts as the identity sees them (a provider that reads
     /// artifacts itself adds their digests).
@@ -138,6 +163,9 @@ pub trait Provider: Send + Sync {
     ) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async { Ok(()) })
     }
+
+    /// After the bake ended, however it ended: remove what `before_run` made for the run.
+    fn cleanup(&self, _data_dir: &Path, _record: &BakeRecord) {}
 
     /// Rosco's `Bake` for a successful run.
     fn details(&self, run: RunContext<'_>, outcome: &Outcome) -> BakeDetails {
@@ -241,4 +269,36 @@ pub fn build_info(request: &BakeRequest) -> serde_json::Map<String, serde_json::
     );
     metadata.insert("build_number".into(), request.build_number.clone().into());
     metadata
+}
+
+/// A finished bake of `prepared` as the store would hand it to `details` (for tests).
+#[cfg(test)]
+pub(crate) fn test_record(
+    prepared: &super::recipe::Prepared,
+    region: &str,
+    request: serde_json::Value,
+) -> BakeRecord {
+    BakeRecord {
+        id: "b1".into(),
+        key: prepared.key.clone(),
+        identity: prepared.identity.digest.clone(),
+        region: region.into(),
+        provider: prepared.provider.into(),
+        phase: crate::bake::Phase::Succeeded,
+        cause: None,
+        request,
+        recipe: crate::bake::Recipe {
+            name: prepared.image_name.clone(),
+            variables: prepared.plan.variables.iter().cloned().collect(),
+            ..Default::default()
+        },
+        inputs: prepared.identity.inputs.clone(),
+        created_ms: 0,
+        updated_ms: 0,
+        started_ms: None,
+        details: None,
+        error: None,
+        execution_id: None,
+        instance_id: String::new(),
+    }
 }

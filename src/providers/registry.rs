@@ -1,13 +1,15 @@
 //! Every provider kiln has, in one place. A new cloud is one module and one line here.
 
 use super::aws::Aws;
+use super::docker::Docker;
+use super::gce::Gce;
 use super::provider::Provider;
 use super::qemu::Qemu;
 use super::recipe::{BakeError, Prepared, RecipeContext};
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 2] = [&Aws, &Qemu];
+static PROVIDERS: [&dyn Provider; 4] = [&Aws, &Gce, &Docker, &Qemu];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

@@ -165,6 +165,53 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// The first artifact's builder id, e.g. `mitchellh.amazonebs`.
     pub builder_id: Option<String>,
+    /// The last value of each result line other builders print as `<key>: <value>` (see
+    /// [`RESULT_KEYS`]), the lines Rosco's handlers scrape.
+    pub results: Vec<(&'static str, String)>,
+}
+
+/// Result lines of builders whose artifact id alone does not say it all, as Packer 1.6.6 prints
+/// them in a build's `ui,say` or `ui,message` output: the docker-tag post-processor's
+/// `Repository: <repo>:<tag>`, azure-arm's `ManagedImageName: …`, `ManagedImageId: …` and
+/// `ManagedImageSharedImageGalleryId: …`, and googlecompute's `A disk image was created: <name>`.
+pub const RESULT_KEYS: [&str; 5] = [
+    "Repository",
+    "ManagedImageName",
+    "ManagedImageId",
+    "ManagedImageSharedImageGalleryId",
+    "A disk image was created",
+];
+
+impl Outcome {
+    /// The last value a builder printed for `key` (one of [`RESULT_KEYS`]).
+    pub fn result(&self, key: &str) -> Option<&str> {
+        self.results
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn note_result(&mut self, text: &str) {
+        // `==> googlecompute: A disk image was created: x`, `    docker (docker-tag): Repository:
+        // r/x:1` or a bare `ManagedImageName: x`: the key starts the line or follows a prefix's
+        // `: `.
+        for line in strip_ui_timestamp(text).lines() {
+            let line = line.trim();
+            for key in RESULT_KEYS {
+                let Some(at) = line.find(&format!("{key}: ")) else {
+                    continue;
+                };
+                if at != 0 && !line[..at].ends_with(": ") {
+                    continue;
+                }
+                let value = line[at + key.len() + 1..].trim();
+                if !value.is_empty() {
+                    self.results.push((key, value.to_string()));
+                }
+            }
+        }
+    }
 }
 
 impl Outcome {
@@ -173,7 +220,14 @@ impl Outcome {
             PackerEvent::Ui {
                 level: UiLevel::Say,
                 text,
-            } => self.note_image_name(text),
+            } => {
+                self.note_image_name(text);
+                self.note_result(text);
+            }
+            PackerEvent::Ui {
+                level: UiLevel::Message,
+                text,
+            } => self.note_result(text),
             PackerEvent::Ui {
                 level: UiLevel::Error,
                 text,
@@ -745,6 +799,41 @@ mod tests {
                 "Error querying AMI: boom",
                 "Cancelling build after receiving terminated"
             ]
+        );
+    }
+    #[test]
+    fn result_lines_of_other_builders_are_kept_by_key() {
+        let mut outcome = Outcome::default();
+        // A provisioner may print anything; the post-processor's line comes last and wins.
+        for text in [
+            "    docker: Repository: printed-by-a-provisioner",
+            "==> googlecompute: A disk image was created: nginx-all-1700000000000-xenial",
+            "    docker (docker-tag): Repository: registry.local/org/nginx:1.2",
+            "ManagedImageName: nginx-all-1700000000000-bionic",
+            "ManagedImageId: /subscriptions/0/resourceGroups/rg/providers/Microsoft.Compute/images/nginx",
+        ] {
+            outcome.feed(&PackerEvent::Ui {
+                level: UiLevel::Say,
+                text: text.to_string(),
+            });
+        }
+        assert_eq!(
+            outcome.result("A disk image was created"),
+            Some("nginx-all-1700000000000-xenial")
+        );
+        assert_eq!(
+            outcome.result("Repository"),
+            Some("registry.local/org/nginx:1.2")
+        );
+        assert_eq!(
+            outcome.result("ManagedImageName"),
+            Some("nginx-all-1700000000000-bionic")
+        );
+        assert!(
+            outcome
+                .result("ManagedImageId")
+                .unwrap()
+                .ends_with("/images/nginx")
         );
     }
 }
