@@ -10,6 +10,7 @@
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
 //! - [`services`]: other Spinnaker services (Clouddriver) and the source image lookup;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
+//! - [`manifest`]: Rosco's v2 manifest bakes (Helm, Helmfile, Kustomize, Cloud Foundry);
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
 //! - [`startup`]: building and running the server;
@@ -22,6 +23,7 @@ pub mod bake;
 pub mod bakery;
 pub mod config;
 pub mod images;
+pub mod manifest;
 pub mod packer;
 pub mod providers;
 pub mod recipe;

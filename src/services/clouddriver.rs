@@ -123,6 +123,84 @@ impl Clouddriver {
     }
 }
 
+/// A failed `PUT /artifacts/fetch/`: Clouddriver's HTTP status when it answered one (Rosco
+/// answers the bake with it, as a 404 for a missing artifact), and what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("Clouddriver at {base_url}: artifacts/fetch: {detail}")]
+pub struct FetchArtifactError {
+    pub base_url: String,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+/// Rosco's `ArtifactDownloaderImpl`: five tries, a second apart.
+pub const FETCH_TRIES: u32 = 5;
+const FETCH_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+impl Clouddriver {
+    /// `PUT {baseUrl}/artifacts/fetch/` with the artifact as JSON; the artifact's bytes, at
+    /// most `max_bytes` of them. A 4xx is not retried. Blocking: call it from a blocking thread.
+    pub fn fetch_artifact(
+        &self,
+        artifact: &serde_json::Value,
+        max_bytes: u64,
+    ) -> Result<Vec<u8>, FetchArtifactError> {
+        let error = |status, detail: String| FetchArtifactError {
+            base_url: self.base_url.clone(),
+            status,
+            detail,
+        };
+        let url = format!("{}/artifacts/fetch/", self.base_url);
+        let body = artifact.to_string();
+        let mut last = (None, String::new());
+        for attempt in 1..=FETCH_TRIES {
+            if attempt > 1 {
+                std::thread::sleep(self.retry_delay.min(FETCH_RETRY_DELAY));
+            }
+            let sent = self
+                .agent
+                .put(&url)
+                .header("content-type", "application/json")
+                .send(body.as_bytes());
+            match sent {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let read = resp.body_mut().with_config().limit(max_bytes).read_to_vec();
+                    match (status, read) {
+                        (200..=299, Ok(bytes)) => return Ok(bytes),
+                        (200..=299, Err(e)) => {
+                            return Err(error(
+                                Some(status),
+                                format!(
+                                    "the artifact is over {max_bytes} bytes or unreadable: {e}"
+                                ),
+                            ));
+                        }
+                        (400..=499, body) => {
+                            let text =
+                                String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+                            return Err(error(
+                                Some(status),
+                                format!("HTTP {status}: {}", snippet(&text)),
+                            ));
+                        }
+                        (_, body) => {
+                            let text =
+                                String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+                            last = (Some(status), format!("HTTP {status}: {}", snippet(&text)));
+                        }
+                    }
+                }
+                Err(e) => last = (None, e.to_string()),
+            }
+        }
+        Err(error(
+            last.0,
+            format!("{} (after {FETCH_TRIES} tries)", last.1),
+        ))
+    }
+}
+
 fn snippet(text: &str) -> String {
     text.chars()
         .take(300)
