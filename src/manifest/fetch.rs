@@ -63,7 +63,7 @@ impl Fetcher {
     /// The artifact's bytes (a chart archive, a values file, a manifest template).
     pub fn bytes(&self, a: &Artifact, what: &str) -> Result<Vec<u8>, FetchError> {
         if let Some(cd) = &self.clouddriver {
-            return self.from_clouddriver(cd, a);
+            return self.through_clouddriver(cd, a);
         }
         match a.kind() {
             "embedded/base64" => self.embedded(a, what),
@@ -88,14 +88,14 @@ impl Fetcher {
         work: &Path,
     ) -> Result<(), FetchError> {
         let tgz = match &self.clouddriver {
-            Some(cd) => self.from_clouddriver(cd, a)?,
+            Some(cd) => self.through_clouddriver(cd, a)?,
             None => self.git_archive(a, what, work)?,
         };
         super::archive::unpack_tgz(&tgz, dest, self.max_bytes.saturating_mul(4))
             .map_err(|e| FetchError::Failed(format!("{what}: {e}")))
     }
 
-    fn from_clouddriver(&self, cd: &Clouddriver, a: &Artifact) -> Result<Vec<u8>, FetchError> {
+    fn through_clouddriver(&self, cd: &Clouddriver, a: &Artifact) -> Result<Vec<u8>, FetchError> {
         let json = serde_json::to_value(a).map_err(|e| FetchError::Failed(e.to_string()))?;
         cd.fetch_artifact(&json, self.max_bytes)
             .map_err(|e| match e.status {

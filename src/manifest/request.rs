@@ -265,7 +265,9 @@ impl BakeRequest {
             ));
         }
         check_inert(&value, "")?;
-        let body: Body = serde_path_to_error::deserialize(value).map_err(|e| {
+        // From the text, not the Value: the overrides keep their order.
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let body: Body = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = e.path().to_string();
             invalid(format!("{field}: {}", e.into_inner()))
         })?;
@@ -477,4 +479,304 @@ fn cf(body: &Body) -> Result<Cf, Invalid> {
         manifest_template,
         vars_artifacts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(kind: &str, body: Value) -> Result<BakeRequest, Invalid> {
+        BakeRequest::from_json(renderer_of_path(kind)?, body.to_string().as_bytes())
+    }
+
+    fn chart() -> Value {
+        json!({"type": "helm/chart", "name": "web", "version": "1.2.0", "artifactAccount": "charts",
+               "customKind": false, "metadata": {}, "kind": "helm", "provenance": null})
+    }
+
+    fn values_file() -> Value {
+        json!({"type": "embedded/base64", "name": "values.yml", "reference": "YTogMQo="})
+    }
+
+    /// Orca's `HelmBakeManifestRequest` as Orca serializes it (its unused `values` field too).
+    fn orca_helm(renderer: &str) -> Value {
+        json!({
+            "templateRenderer": renderer, "outputName": "web", "outputArtifactName": "web-manifest",
+            "apiVersions": "batch/v1", "kubeVersion": "1.29", "namespace": "prod",
+            "overrides": {"replicas": 3, "image.tag": "1.0"}, "inputArtifacts": [chart(), values_file()],
+            "values": null, "rawOverrides": true, "includeCRDs": true, "helmChartFilePath": "charts/web"
+        })
+    }
+
+    #[test]
+    fn orcas_helm3_and_helm2_requests_are_read() {
+        for (kind, renderer) in [("HELM3", Renderer::Helm3), ("helm2", Renderer::Helm2)] {
+            let r = parse(kind, orca_helm(renderer.name())).unwrap();
+            assert_eq!(r.renderer, renderer);
+            assert_eq!(r.output_artifact_name.as_deref(), Some("web-manifest"));
+            let Spec::Helm(h) = r.spec else {
+                panic!("{kind}")
+            };
+            assert_eq!(h.release, "web");
+            assert_eq!(h.namespace.as_deref(), Some("prod"));
+            assert_eq!(h.input_artifacts.len(), 2);
+            assert_eq!(h.input_artifacts[0].kind(), "helm/chart");
+            assert_eq!(h.input_artifacts[0].version.as_deref(), Some("1.2.0"));
+            assert_eq!(h.overrides.0.len(), 2);
+            assert!(h.raw_overrides && h.include_crds);
+            assert_eq!(h.chart_file_path.as_deref(), Some("charts/web"));
+            assert_eq!(h.api_versions.as_deref(), Some("batch/v1"));
+            assert_eq!(h.kube_version.as_deref(), Some("1.29"));
+        }
+    }
+
+    #[test]
+    fn overrides_keep_the_order_they_were_sent_in() {
+        let body = br#"{"outputName": "w", "inputArtifacts": [{"type": "http/file"}],
+                        "overrides": {"z": 1, "a.b": "x", "m": true}}"#;
+        let r = BakeRequest::from_json(Renderer::Helm3, body).unwrap();
+        let Spec::Helm(h) = r.spec else { panic!() };
+        let keys: Vec<&str> = h.overrides.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["z", "a.b", "m"]);
+    }
+
+    #[test]
+    fn orcas_helmfile_request_is_read() {
+        let body = json!({
+            "templateRenderer": "HELMFILE", "outputName": "web", "outputArtifactName": "out",
+            "environment": "staging", "namespace": "ns", "overrides": {"a": "b"},
+            "inputArtifacts": [{"type": "git/repo", "reference": "https://git.example/r.git", "version": "main"}],
+            "values": null, "includeCRDs": false, "helmfileFilePath": "deploy/helmfile.yaml"
+        });
+        let r = parse("HELMFILE", body).unwrap();
+        let Spec::Helmfile(h) = r.spec else { panic!() };
+        assert_eq!(h.environment.as_deref(), Some("staging"));
+        assert_eq!(
+            h.helmfile_file_path.as_deref(),
+            Some("deploy/helmfile.yaml")
+        );
+        assert_eq!(h.input_artifacts[0].version.as_deref(), Some("main"));
+        assert!(!h.include_crds);
+    }
+
+    #[test]
+    fn orcas_kustomize_requests_are_read() {
+        for (kind, renderer) in [
+            ("KUSTOMIZE", Renderer::Kustomize),
+            ("Kustomize4", Renderer::Kustomize4),
+        ] {
+            let body = json!({
+                "templateRenderer": renderer.name(), "outputName": "k", "outputArtifactName": "k-out",
+                "inputArtifact": {"type": "git/repo", "reference": "https://git.example/r.git",
+                                  "metadata": {"subPath": "deploy"}},
+                "kustomizeFilePath": "deploy/overlays/prod/kustomization.yaml"
+            });
+            let r = parse(kind, body).unwrap();
+            assert_eq!(r.renderer, renderer);
+            let Spec::Kustomize(k) = r.spec else { panic!() };
+            assert_eq!(k.input_artifact.metadata["subPath"], "deploy");
+            assert_eq!(
+                k.kustomize_file_path.as_deref(),
+                Some("deploy/overlays/prod/kustomization.yaml")
+            );
+        }
+        // Rosco's older shape: one kustomization file, not a repository.
+        let body = json!({"templateRenderer": "KUSTOMIZE", "outputArtifactName": "k",
+            "inputArtifact": {"type": "github/file", "name": "k/kustomization.yaml",
+                              "reference": "https://api.github.com/repos/o/r/contents/k/kustomization.yaml"}});
+        assert!(parse("KUSTOMIZE", body).is_ok());
+    }
+
+    #[test]
+    fn orcas_cloud_foundry_request_is_read() {
+        let body = json!({
+            "templateRenderer": "CF", "outputName": "app-manifest", "outputArtifactName": "app-manifest",
+            "manifestTemplate": {"type": "embedded/base64", "reference": "YQ=="},
+            "varsArtifacts": [{"type": "embedded/base64", "reference": "Yg=="}]
+        });
+        let r = parse("CF", body).unwrap();
+        assert_eq!(r.artifacts().len(), 2);
+        let Spec::Cf(c) = r.spec else { panic!() };
+        assert_eq!(c.vars_artifacts[0].reference.as_deref(), Some("Yg=="));
+    }
+
+    #[test]
+    fn the_answer_is_roscos_artifact_without_nulls() {
+        let a = Artifact::embedded(Some("out".into()), b"kind: A\n");
+        assert_eq!(
+            serde_json::to_value(&a).unwrap(),
+            json!({"type": "embedded/base64", "customKind": false, "name": "out",
+                   "reference": "a2luZDogQQo=", "metadata": {}})
+        );
+    }
+
+    fn refused(kind: &str, body: Value) -> String {
+        match parse(kind, body) {
+            Err(e) => e.0,
+            Ok(r) => panic!("accepted: {r:?}"),
+        }
+    }
+
+    #[test]
+    fn every_refusal_names_what_to_fix() {
+        let helm = |patch: Value| {
+            let mut b = orca_helm("HELM3");
+            for (k, v) in patch.as_object().unwrap() {
+                b[k] = v.clone();
+            }
+            b
+        };
+        let cases: Vec<(&str, Value, &str)> = vec![
+            (
+                "PACKER",
+                json!({}),
+                "Cannot bake manifest with template renderer type: PACKER",
+            ),
+            ("HELM3", json!([1]), "the body must be a JSON object"),
+            (
+                "HELM3",
+                helm(json!({"templateRenderer": "HELM4"})),
+                "templateRenderer: The value 'HELM4' is not a supported renderer",
+            ),
+            (
+                "HELM3",
+                helm(json!({"templateRenderer": "KUSTOMIZE"})),
+                "templateRenderer: KUSTOMIZE cannot be baked at /api/v2/manifest/bake/HELM3",
+            ),
+            (
+                "HELM3",
+                helm(json!({"inputArtifacts": []})),
+                "inputArtifacts: At least one input artifact must be provided to bake",
+            ),
+            (
+                "HELM3",
+                helm(json!({"inputArtifacts": null})),
+                "inputArtifacts: At least one input artifact",
+            ),
+            (
+                "HELM3",
+                helm(json!({"inputArtifacts": "chart"})),
+                "inputArtifacts: invalid type",
+            ),
+            (
+                "HELM3",
+                helm(json!({"outputName": null})),
+                "outputName: the release name is required",
+            ),
+            (
+                "HELM3",
+                helm(json!({"outputName": "--post-renderer=/bin/sh"})),
+                "outputName: must not start with '-'",
+            ),
+            (
+                "HELM3",
+                helm(json!({"namespace": "-n"})),
+                "namespace: must not start with '-'",
+            ),
+            (
+                "HELM3",
+                helm(json!({"kubeVersion": "--x"})),
+                "kubeVersion: must not start with '-'",
+            ),
+            (
+                "HELM3",
+                helm(json!({"apiVersions": "-a"})),
+                "apiVersions: must not start with '-'",
+            ),
+            (
+                "HELM3",
+                helm(json!({"helmChartFilePath": "../../etc"})),
+                "helmChartFilePath: must be a path inside the artifact",
+            ),
+            (
+                "HELM3",
+                helm(json!({"helmChartFilePath": "/etc"})),
+                "helmChartFilePath: must be a path inside the artifact",
+            ),
+            (
+                "HELM3",
+                helm(json!({"overrides": {"-x": 1}})),
+                "overrides: the key '-x' is not a Helm value path",
+            ),
+            (
+                "HELM3",
+                helm(json!({"overrides": [1]})),
+                "overrides: invalid type",
+            ),
+            (
+                "HELM3",
+                helm(json!({"rawOverrides": "yes"})),
+                "rawOverrides: invalid type",
+            ),
+            (
+                "HELM3",
+                helm(json!({"namespace": "a\u{1b}[31m"})),
+                "namespace: control characters are not allowed",
+            ),
+            (
+                "HELMFILE",
+                json!({"inputArtifacts": []}),
+                "inputArtifacts: At least one input artifact",
+            ),
+            (
+                "HELMFILE",
+                json!({"inputArtifacts": [chart()], "helmfileFilePath": "a/../../b"}),
+                "helmfileFilePath: must be a path inside",
+            ),
+            (
+                "HELMFILE",
+                json!({"inputArtifacts": [chart()], "environment": "-e"}),
+                "environment: must not start with '-'",
+            ),
+            (
+                "KUSTOMIZE",
+                json!({}),
+                "inputArtifact: Exactly one input artifact must be provided to bake.",
+            ),
+            (
+                "KUSTOMIZE",
+                json!({"inputArtifact": {"type": "git/repo", "reference": "https://g/r.git"}}),
+                "kustomizeFilePath: The bake request should contain a kustomize file path.",
+            ),
+            (
+                "KUSTOMIZE4",
+                json!({"inputArtifact": {"type": "github/file", "reference": "https://g/deploy.yaml"}}),
+                "inputArtifact: The inputArtifact should be a valid kustomization file.",
+            ),
+            (
+                "KUSTOMIZE",
+                json!({"inputArtifact": {"type": "git/repo", "reference": "https://g/r.git"}, "kustomizeFilePath": "../k.yaml"}),
+                "kustomizeFilePath: must be a path inside",
+            ),
+            (
+                "CF",
+                json!({"varsArtifacts": []}),
+                "manifestTemplate: the manifest template artifact is required",
+            ),
+            (
+                "CF",
+                json!({"manifestTemplate": {"type": "embedded/base64"}}),
+                "varsArtifacts: at least one variables artifact is required",
+            ),
+        ];
+        for (kind, body, message) in cases {
+            let got = refused(kind, body.clone());
+            assert!(
+                got.contains(message),
+                "{kind} {body}: expected '{message}' in '{got}'"
+            );
+        }
+    }
+
+    #[test]
+    fn the_path_type_is_matched_case_insensitively() {
+        for r in Renderer::ALL {
+            assert_eq!(renderer_of_path(&r.name().to_lowercase()), Ok(r));
+        }
+        assert_eq!(
+            renderer_of_path("helm\u{7}").unwrap_err().0,
+            "Cannot bake manifest with template renderer type: 'helm\\u{7}'"
+        );
+    }
 }
