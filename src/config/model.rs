@@ -300,7 +300,8 @@ pub struct KustomizeSettings {
     pub v4_executable_path: Option<String>,
 }
 
-/// kiln: the limits of a manifest bake (Rosco has none).
+/// kiln: the limits of manifest bakes (Rosco has none). `timeout` and `maxConcurrent` are read
+/// at start; the others apply to the next bake after a reload.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct KilnManifests {
@@ -310,6 +311,8 @@ pub struct KilnManifests {
     /// and of the rendered output (default 16 MiB).
     pub max_artifact_bytes: Option<u64>,
     pub max_output_bytes: Option<u64>,
+    /// Manifest bakes running at once (default 4); more wait, within the route's time limit.
+    pub max_concurrent: Option<usize>,
     /// Whether `http/file` artifacts may name `file://` URLs on kiln's machine (default false).
     pub allow_file_urls: bool,
 }

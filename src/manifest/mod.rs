@@ -31,6 +31,7 @@ pub struct Config {
     pub max_artifact_bytes: u64,
     pub max_output_bytes: u64,
     pub allow_file_urls: bool,
+    pub max_concurrent: usize,
     pub clouddriver: Option<String>,
     pub data_dir: PathBuf,
 }
@@ -57,6 +58,7 @@ impl Config {
             max_artifact_bytes: m.max_artifact_bytes.filter(|n| *n > 0).unwrap_or(64 << 20),
             max_output_bytes: m.max_output_bytes.filter(|n| *n > 0).unwrap_or(16 << 20),
             allow_file_urls: m.allow_file_urls,
+            max_concurrent: m.max_concurrent.filter(|n| *n > 0).unwrap_or(4),
             clouddriver: s.clouddriver_base_url(),
             data_dir: s.data_dir(),
         }
@@ -131,10 +133,6 @@ pub fn bake(cfg: &Config, path_type: &str, body: &[u8]) -> Baked {
             "manifest bake"
         ),
     }
-    let result = result.map(|mut a| {
-        a.name = output;
-        a
-    });
     Baked { renderer, result }
 }
 
