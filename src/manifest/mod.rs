@@ -392,9 +392,10 @@ fn kustomization_files(fetcher: &Fetcher, tree: &Path, a: &Artifact) -> Result<P
         fetcher.bytes(&one, "inputArtifact")
     };
     let fail = |e| fetch_error("Failed to fetch kustomize files", e);
-    let mut queue = vec![(top.clone(), true)];
+    // (path, is a kustomization, its bytes when a folder probe already fetched them)
+    let mut queue: Vec<(String, bool, Option<Vec<u8>>)> = vec![(top.clone(), true, None)];
     let mut seen = std::collections::HashSet::new();
-    while let Some((rel, is_kustomization)) = queue.pop() {
+    while let Some((rel, is_kustomization, fetched)) = queue.pop() {
         if !seen.insert(rel.clone()) {
             continue;
         }
@@ -403,7 +404,10 @@ fn kustomization_files(fetcher: &Fetcher, tree: &Path, a: &Artifact) -> Result<P
                 "inputArtifact: the kustomization names more than {MAX_KUSTOMIZE_FILES} files"
             )));
         }
-        let bytes = fetch(&rel).map_err(fail)?;
+        let bytes = match fetched {
+            Some(bytes) => bytes,
+            None => fetch(&rel).map_err(fail)?,
+        };
         let path = tree.join(&rel);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| BakeError::Fetch(e.to_string()))?;
@@ -440,19 +444,19 @@ fn kustomization_files(fetcher: &Fetcher, tree: &Path, a: &Artifact) -> Result<P
                 for file in render::kustomize::FILE_NAMES {
                     let candidate = format!("{norm}/{file}");
                     if seen.contains(&candidate) {
-                        found = Some(candidate);
+                        found = Some((candidate, None));
                         break;
                     }
                     match fetch(&candidate) {
-                        Ok(_) => {
-                            found = Some(candidate);
+                        Ok(bytes) => {
+                            found = Some((candidate, Some(bytes)));
                             break;
                         }
                         Err(FetchError::Status(404, _)) => continue,
                         Err(e) => return Err(fail(e)),
                     }
                 }
-                let found = found.ok_or_else(|| {
+                let (found, bytes) = found.ok_or_else(|| {
                     BakeError::Upstream(
                         404,
                         format!(
@@ -461,9 +465,9 @@ fn kustomization_files(fetcher: &Fetcher, tree: &Path, a: &Artifact) -> Result<P
                         ),
                     )
                 })?;
-                queue.push((found, true));
+                queue.push((found, true, bytes));
             } else {
-                queue.push((norm, false));
+                queue.push((norm, false, None));
             }
         }
     }

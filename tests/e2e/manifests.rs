@@ -168,6 +168,11 @@ impl Fixture {
     }
 
     fn with(extra: &str, tweak: impl FnOnce(&Path)) -> Fixture {
+        Self::full("", extra, tweak)
+    }
+
+    /// `helm_extra`: more `helm:` keys (indented lines).
+    fn full(helm_extra: &str, extra: &str, tweak: impl FnOnce(&Path)) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let python = venv().join("bin/python");
@@ -236,7 +241,7 @@ impl Fixture {
         }
         tweak(&tools);
         let yaml = format!(
-            "helm:\n  v3ExecutablePath: {t}/helm3\n  v2ExecutablePath: {t}/helm2\n\
+            "helm:\n  v3ExecutablePath: {t}/helm3\n  v2ExecutablePath: {t}/helm2\n{helm_extra}\
              helmfile:\n  executablePath: {t}/helmfile\n\
              kustomize:\n  v3ExecutablePath: {REPO}/tests/support/kustomize-via-kubectl\n  v4ExecutablePath: {REPO}/tests/support/kustomize-via-kubectl\n\
              {extra}",
@@ -623,4 +628,54 @@ fn with_clouddriver_every_artifact_is_fetched_through_it() {
             >= 2,
         "{seen:?}"
     );
+}
+
+#[test]
+fn long_overrides_reach_real_helm_through_a_values_file() {
+    let f = Fixture::full("  overridesFileThreshold: 10\n", "", |_| {});
+    for (raw, replicas) in [(false, "\"12\""), (true, "\"12\"")] {
+        let out = f.rendered(
+            "HELM3",
+            json!({"outputName": "o", "rawOverrides": raw,
+                   "overrides": {"image.tag": "from-a-file", "replicas": 12},
+                   "inputArtifacts": [{"type": "embedded/base64", "reference": b64(&f.chart_tgz)}]}),
+        );
+        assert!(
+            out.contains("tag: \"from-a-file\"") && out.contains(&format!("replicas: {replicas}")),
+            "{out}"
+        );
+        let argv = f.argv("helm3");
+        let last = argv.lines().last().unwrap();
+        assert!(
+            !last.contains("--set") && last.contains("overrides_"),
+            "{last}"
+        );
+    }
+}
+
+#[test]
+fn a_hostile_tarball_is_refused_and_nothing_lands_outside_the_work_dir() {
+    let f = Fixture::new("");
+    let d = f.dir.path();
+    // Through the stand-in Clouddriver: a git/repo tarball holding a symlink to /tmp (entries
+    // with `..` or through links are refused the same way: manifest::archive's unit tests).
+    sh(
+        d,
+        "mkdir -p evil && ln -s /tmp evil/out && tar -C evil -czf served/evil.tgz out",
+    );
+    let extra = format!("services:\n  clouddriver:\n    baseUrl: {}\n", f.files.url);
+    let yaml = std::fs::read_to_string(&f.kiln.config).unwrap() + &extra;
+    let kiln = Kiln::start(&d.join("data2"), &yaml);
+    let r = kiln.post(
+        "/api/v2/manifest/bake/KUSTOMIZE",
+        &json!({"inputArtifact": {"type": "git/repo", "name": "evil.tgz", "reference": "https://git.example/r.git"},
+                "kustomizeFilePath": "out/kustomization.yaml"}),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(r.body.contains("points outside the artifact"), "{}", r.body);
+    let left: Vec<_> = std::fs::read_dir(d.join("data2/tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
