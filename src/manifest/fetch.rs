@@ -97,7 +97,7 @@ impl Fetcher {
 
     fn through_clouddriver(&self, cd: &Clouddriver, a: &Artifact) -> Result<Vec<u8>, FetchError> {
         let json = serde_json::to_value(a).map_err(|e| FetchError::Failed(e.to_string()))?;
-        cd.fetch_artifact(&json, self.max_bytes)
+        cd.fetch_artifact(&json, self.max_bytes, self.deadline)
             .map_err(|e| match e.status {
                 Some(status @ 400..=499) => FetchError::Status(status, e.to_string()),
                 _ => FetchError::Failed(e.to_string()),

@@ -76,7 +76,7 @@ impl Renderer {
 pub struct Artifact {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_false")]
     pub custom_kind: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -111,6 +111,10 @@ impl Artifact {
             ..Artifact::default()
         }
     }
+}
+
+fn null_as_false<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(Option::<bool>::deserialize(d)?.unwrap_or(false))
 }
 
 fn null_as_empty<'de, D: Deserializer<'de>>(d: D) -> Result<Map<String, Value>, D::Error> {
@@ -492,7 +496,7 @@ mod tests {
 
     fn chart() -> Value {
         json!({"type": "helm/chart", "name": "web", "version": "1.2.0", "artifactAccount": "charts",
-               "customKind": false, "metadata": {}, "kind": "helm", "provenance": null})
+               "customKind": null, "metadata": null, "kind": "helm", "provenance": null})
     }
 
     fn values_file() -> Value {

@@ -139,11 +139,13 @@ const FETCH_RETRY_DELAY: Duration = Duration::from_secs(1);
 
 impl Clouddriver {
     /// `PUT {baseUrl}/artifacts/fetch/` with the artifact as JSON; the artifact's bytes, at
-    /// most `max_bytes` of them. A 4xx is not retried. Blocking: call it from a blocking thread.
+    /// most `max_bytes` of them. A 4xx is not retried, nor is anything once `deadline` has
+    /// passed. Blocking: call it from a blocking thread.
     pub fn fetch_artifact(
         &self,
         artifact: &serde_json::Value,
         max_bytes: u64,
+        deadline: std::time::Instant,
     ) -> Result<Vec<u8>, FetchArtifactError> {
         let error = |status, detail: String| FetchArtifactError {
             base_url: self.base_url.clone(),
@@ -156,6 +158,9 @@ impl Clouddriver {
         for attempt in 1..=FETCH_TRIES {
             if attempt > 1 {
                 std::thread::sleep(self.retry_delay.min(FETCH_RETRY_DELAY));
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
             }
             let sent = self
                 .agent
@@ -269,6 +274,28 @@ mod tests {
                 ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn artifacts_are_fetched_with_a_put_and_a_404_is_not_retried() {
+        let later = std::time::Instant::now() + Duration::from_secs(30);
+        let (url, seen) = stand_in(vec![(503, "busy"), (200, "kind: A")]);
+        let cd = Clouddriver::new(&url).with_retry_delay(Duration::from_millis(10));
+        let a = serde_json::json!({"type": "s3/object", "reference": "s3://b/k"});
+        assert_eq!(cd.fetch_artifact(&a, 100, later).unwrap(), b"kind: A");
+        assert_eq!(seen.lock().unwrap()[1], "PUT /artifacts/fetch/ HTTP/1.1");
+
+        let (url, seen) = stand_in(vec![(404, "no such artifact"), (200, "x")]);
+        let cd = Clouddriver::new(&url).with_retry_delay(Duration::from_millis(10));
+        let e = cd.fetch_artifact(&a, 100, later).unwrap_err();
+        assert_eq!(e.status, Some(404));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        let (url, _) = stand_in(vec![(200, "0123456789")]);
+        let e = Clouddriver::new(&url)
+            .fetch_artifact(&a, 5, later)
+            .unwrap_err();
+        assert!(e.detail.contains("over 5 bytes"), "{e}");
     }
 
     #[test]
