@@ -108,6 +108,15 @@ pub fn run(
     };
     // The group may have left children holding the pipes; nothing of it may outlive the run.
     kill_group();
+    // A process that left the group (its own session) may still hold a pipe: wait for the
+    // readers only a little past the deadline, then give up on them (they end with it).
+    let give_up = bounds.deadline + Duration::from_secs(1);
+    while !(out_reader.is_finished() && err_reader.is_finished()) {
+        if Instant::now() >= give_up {
+            return Err(RunError::TimedOut(program));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let (out, over) = out_reader
         .join()
         .map_err(|_| RunError::Io(program.clone(), "stdout reader panicked".into()))?;
@@ -202,6 +211,25 @@ mod tests {
         assert!(
             !marker.exists(),
             "a child of the group outlived the deadline"
+        );
+    }
+
+    #[test]
+    fn a_process_that_escaped_the_group_does_not_hold_the_run_past_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Instant::now();
+        let e = run(
+            &sh("setsid sleep 5 & echo started"),
+            dir.path(),
+            &[],
+            bounds(1, 1024),
+        )
+        .unwrap_err();
+        assert_eq!(e, RunError::TimedOut("/bin/sh".into()));
+        assert!(
+            start.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            start.elapsed()
         );
     }
 
