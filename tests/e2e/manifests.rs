@@ -679,3 +679,74 @@ fn a_hostile_tarball_is_refused_and_nothing_lands_outside_the_work_dir() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[test]
+fn the_operators_limits_apply_to_every_bake() {
+    let f = Fixture::with(
+        "kiln:\n  manifests:\n    maxConcurrent: 1\n    maxOutputBytes: 100\n    maxArtifactBytes: 50000\n",
+        |tools| {
+            script(
+                &tools.join("helmfile"),
+                "#!/bin/sh\nsleep 1\necho 'kind: A'\n",
+            )
+        },
+    );
+    // One bake at a time: two at once take two renderer runs end to end.
+    let started = Instant::now();
+    let body = json!({"inputArtifacts": [{"type": "embedded/base64", "reference": b64(b"releases: []\n")}]});
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (addr, body) = (f.kiln.addr.clone(), body.to_string());
+            std::thread::spawn(move || {
+                http(
+                    &addr,
+                    "POST",
+                    "/api/v2/manifest/bake/HELMFILE",
+                    &[],
+                    body.as_bytes(),
+                )
+                .status
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), 200);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // The renderer's output is capped: real Helm's output is over 100 bytes.
+    let r = f.bake(
+        "HELM3",
+        json!({"outputName": "o", "inputArtifacts": [{"type": "embedded/base64", "reference": b64(&f.chart_tgz)}]}),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("kiln.manifests.maxOutputBytes"),
+        "{}",
+        r.body
+    );
+
+    // So is each artifact.
+    std::fs::write(
+        f.dir.path().join("served/big.yaml"),
+        "a: ".to_string() + &"x".repeat(60_000),
+    )
+    .unwrap();
+    let r = f.bake(
+        "HELM3",
+        json!({"outputName": "o", "inputArtifacts": [
+            {"type": "embedded/base64", "reference": b64(&f.chart_tgz)},
+            {"type": "http/file", "reference": format!("{}/big.yaml", f.files.url)}]}),
+    );
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.body.contains("kiln.manifests.maxArtifactBytes"),
+        "{}",
+        r.body
+    );
+    assert!(f.work_dirs_left().is_empty());
+}
