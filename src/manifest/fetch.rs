@@ -259,12 +259,28 @@ impl Fetcher {
             .prefix("git-")
             .tempdir_in(work)
             .map_err(|e| FetchError::Failed(e.to_string()))?;
-        let env = [
+        // Credentials in the URL never go on git's command line (where any local user reads
+        // them): the URL loses its user-info, which travels as an HTTP header in git's
+        // environment instead.
+        let (url, userinfo) = split_userinfo(url);
+        let mut env = vec![
             ("GIT_ALLOW_PROTOCOL", allowed.to_string()),
             ("GIT_TERMINAL_PROMPT", "0".to_string()),
             ("GIT_CONFIG_NOSYSTEM", "1".to_string()),
             ("GIT_CONFIG_GLOBAL", "/dev/null".to_string()),
         ];
+        if let Some(userinfo) = &userinfo {
+            let basic = base64::engine::general_purpose::STANDARD.encode(userinfo);
+            env.extend([
+                ("GIT_CONFIG_COUNT", "1".to_string()),
+                ("GIT_CONFIG_KEY_0", "http.extraHeader".to_string()),
+                (
+                    "GIT_CONFIG_VALUE_0",
+                    format!("Authorization: Basic {basic}"),
+                ),
+            ]);
+        }
+        let url = url.as_str();
         let bounds = Bounds {
             deadline: self.deadline,
             max_stdout: 1 << 20,
@@ -299,6 +315,30 @@ impl Fetcher {
             max_stdout: self.max_bytes,
         };
         run::run(&archive, clone.path(), &env, bounds).map_err(|e| git_error(what, url, e))
+    }
+}
+
+/// `https://user:token@host/r.git` → (`https://host/r.git`, `Some("user:token")`), percent
+/// escapes in the user-info decoded.
+pub fn split_userinfo(url: &str) -> (String, Option<String>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let decoded: Vec<u8> =
+                form_urlencoded::parse(format!("x={}", userinfo.replace('+', "%2B")).as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned().into_bytes())
+                    .unwrap_or_default();
+            (
+                format!("{scheme}://{host}{tail}"),
+                Some(String::from_utf8_lossy(&decoded).into_owned()),
+            )
+        }
+        None => (url.to_string(), None),
     }
 }
 
@@ -463,6 +503,21 @@ mod tests {
         assert!(
             matches!(e, FetchError::Invalid(ref t) if t.contains("version")),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn credentials_leave_the_url_for_the_environment() {
+        assert_eq!(
+            split_userinfo("https://bot:t%40k+n@git.example/r.git?x=@"),
+            (
+                "https://git.example/r.git?x=@".to_string(),
+                Some("bot:t@k+n".to_string())
+            )
+        );
+        assert_eq!(
+            split_userinfo("https://git.example/r.git"),
+            ("https://git.example/r.git".to_string(), None)
         );
     }
 
