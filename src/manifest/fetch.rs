@@ -37,6 +37,85 @@ pub struct Fetcher {
     pub allow_file_urls: bool,
 }
 
+/// Redirects followed at most per fetch.
+pub const MAX_REDIRECTS: usize = 3;
+
+/// The host and port of an http(s) URL.
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let default = if scheme == "https" { 443 } else { 80 };
+    if let Some(v6) = hostport.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = after
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default);
+        return Some((host.to_string(), port));
+    }
+    match hostport.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_string(), p.parse().ok()?)),
+        None => Some((hostport.to_string(), default)),
+    }
+}
+
+/// Whether an address is link-local: where cloud instance metadata (and its credentials)
+/// answers (169.254.169.254, fd00:ec2::254, fe80::/10).
+pub fn is_link_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_link_local(),
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            (s[0] & 0xffc0) == 0xfe80
+                || v6 == std::net::Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)
+                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_link_local())
+        }
+    }
+}
+
+/// Refuses a URL whose host is (or resolves to) a link-local address: a request must not make
+/// kiln read the instance metadata service (its cloud credentials) into a manifest.
+pub fn check_host(url: &str) -> Result<(), FetchError> {
+    use std::net::ToSocketAddrs;
+    let Some((host, port)) = host_port(url) else {
+        return Ok(());
+    };
+    // A name that does not resolve fails at the fetch itself, with the client's own error.
+    let addrs: Vec<_> = (host.as_str(), port)
+        .to_socket_addrs()
+        .map(|a| a.collect())
+        .unwrap_or_default();
+    if addrs.iter().any(|a| is_link_local(a.ip())) {
+        return Err(FetchError::Invalid(format!(
+            "{}: kiln does not fetch from link-local addresses (instance metadata)",
+            shown_url(url)
+        )));
+    }
+    Ok(())
+}
+
+/// A redirect's `Location` against the URL that answered it.
+fn join_url(base: &str, location: &str) -> String {
+    if location.contains("://") {
+        return location.to_string();
+    }
+    let (scheme, rest) = base.split_once("://").unwrap_or(("http", base));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if let Some(path) = location.strip_prefix("//") {
+        return format!("{scheme}://{path}");
+    }
+    if location.starts_with('/') {
+        return format!("{scheme}://{authority}{location}");
+    }
+    let path = rest[authority.len()..]
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("");
+    let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+    format!("{scheme}://{authority}{dir}/{location}")
+}
+
 /// A URL as it may be shown: without its user-info (a token or password).
 pub fn shown_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
@@ -120,7 +199,8 @@ impl Fetcher {
             .map_err(|e| FetchError::Invalid(format!("{what}.reference: not base64: {e}")))
     }
 
-    /// GET of an http(s) URL (or a `file://` one when allowed), capped.
+    /// GET of an http(s) URL (or a `file://` one when allowed), capped. Redirects are followed
+    /// here (at most [`MAX_REDIRECTS`]), so that every hop passes [`check_host`].
     fn http(&self, url: &str) -> Result<Vec<u8>, FetchError> {
         if let Some(path) = url.strip_prefix("file://") {
             if !self.allow_file_urls {
@@ -131,40 +211,55 @@ impl Fetcher {
             }
             return self.file(path);
         }
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            return Err(FetchError::Invalid(format!(
-                "{}: only http:// and https:// URLs are fetched",
-                shown_url(url)
-            )));
-        }
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(self.remaining()))
             .http_status_as_error(false)
-            .max_redirects(3)
+            .max_redirects(0)
             .build()
             .new_agent();
-        let mut resp = agent
-            .get(url)
-            .call()
-            .map_err(|e| FetchError::Failed(format!("GET {}: {e}", shown_url(url))))?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(FetchError::Status(
-                status,
-                format!("GET {}: HTTP {status}", shown_url(url)),
-            ));
+        let mut url = url.to_string();
+        for _ in 0..=MAX_REDIRECTS {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(FetchError::Invalid(format!(
+                    "{}: only http:// and https:// URLs are fetched",
+                    shown_url(&url)
+                )));
+            }
+            check_host(&url)?;
+            let mut resp = agent
+                .get(&url)
+                .call()
+                .map_err(|e| FetchError::Failed(format!("GET {}: {e}", shown_url(&url))))?;
+            let status = resp.status().as_u16();
+            if (300..400).contains(&status)
+                && let Some(location) = resp.headers().get("location").and_then(|l| l.to_str().ok())
+            {
+                url = join_url(&url, location);
+                continue;
+            }
+            if !(200..300).contains(&status) {
+                return Err(FetchError::Status(
+                    status,
+                    format!("GET {}: HTTP {status}", shown_url(&url)),
+                ));
+            }
+            return resp
+                .body_mut()
+                .with_config()
+                .limit(self.max_bytes)
+                .read_to_vec()
+                .map_err(|e| {
+                    FetchError::Failed(format!(
+                        "GET {}: over {} bytes (kiln.manifests.maxArtifactBytes) or unreadable: {e}",
+                        shown_url(&url),
+                        self.max_bytes
+                    ))
+                });
         }
-        resp.body_mut()
-            .with_config()
-            .limit(self.max_bytes)
-            .read_to_vec()
-            .map_err(|e| {
-                FetchError::Failed(format!(
-                    "GET {}: over {} bytes (kiln.manifests.maxArtifactBytes) or unreadable: {e}",
-                    shown_url(url),
-                    self.max_bytes
-                ))
-            })
+        Err(FetchError::Failed(format!(
+            "GET {}: more than {MAX_REDIRECTS} redirects",
+            shown_url(&url)
+        )))
     }
 
     fn file(&self, path: &str) -> Result<Vec<u8>, FetchError> {
@@ -236,6 +331,9 @@ impl Fetcher {
                 },
                 shown_url(url)
             )));
+        }
+        if !url.starts_with("file://") {
+            check_host(url)?;
         }
         let version = a
             .version
@@ -519,6 +617,34 @@ mod tests {
             split_userinfo("https://git.example/r.git"),
             ("https://git.example/r.git".to_string(), None)
         );
+    }
+
+    #[test]
+    fn the_instance_metadata_service_is_never_fetched() {
+        for url in [
+            "http://169.254.169.254/latest/meta-data/iam/security-credentials/",
+            "http://[fe80::1]:8080/x",
+            "http://[fd00:ec2::254]/latest",
+            "http://user:pw@169.254.170.2/v2/credentials",
+        ] {
+            let e = check_host(url).unwrap_err();
+            assert!(
+                matches!(e, FetchError::Invalid(ref t) if t.contains("link-local")),
+                "{url}: {e}"
+            );
+            let e = fetcher()
+                .bytes(&artifact("http/file", url), "x")
+                .unwrap_err();
+            assert!(matches!(e, FetchError::Invalid(_)), "{url}: {e}");
+        }
+        assert!(check_host("http://127.0.0.1:1/x").is_ok());
+        assert_eq!(
+            join_url("http://h:1/a/b?q", "c.yaml"),
+            "http://h:1/a/c.yaml"
+        );
+        assert_eq!(join_url("http://h:1/a/b", "/c"), "http://h:1/c");
+        assert_eq!(join_url("http://h/a", "https://o/x"), "https://o/x");
+        assert_eq!(join_url("https://h/a", "//o/x"), "https://o/x");
     }
 
     #[test]

@@ -96,9 +96,15 @@ impl Files {
                     Ok(data) if file.is_file() => (200, data),
                     _ => (404, b"not found".to_vec()),
                 };
+                // A file holding `REDIRECT <url>` answers a 302 to that URL.
+                let text = String::from_utf8_lossy(&data).into_owned();
+                let (status, data, location) = match text.strip_prefix("REDIRECT ") {
+                    Some(to) => (302, Vec::new(), format!("Location: {}\r\n", to.trim())),
+                    None => (status, data, String::new()),
+                };
                 let _ = write!(
                     stream,
-                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} X\r\n{location}Content-Length: {}\r\nConnection: close\r\n\r\n",
                     data.len()
                 );
                 let _ = stream.write_all(&data);
@@ -563,6 +569,25 @@ fn failures_answer_as_rosco_does_with_the_reason() {
         "{}",
         r.body
     );
+
+    // Redirects are followed, but never to the instance metadata service.
+    let served = f.dir.path().join("served");
+    std::fs::write(served.join("moved.yaml"), "REDIRECT /values/prod.yaml").unwrap();
+    std::fs::write(
+        served.join("imds.yaml"),
+        "REDIRECT http://169.254.169.254/latest/meta-data/",
+    )
+    .unwrap();
+    let with_values = |name: &str| {
+        json!({"outputName": "r", "inputArtifacts": [
+            {"type": "embedded/base64", "reference": b64(&f.chart_tgz)},
+            {"type": "http/file", "reference": format!("{}/{name}", f.files.url)}]})
+    };
+    let out = f.rendered("HELM3", with_values("moved.yaml"));
+    assert!(out.contains("replicas: \"4\""), "{out}");
+    let r = f.bake("HELM3", with_values("imds.yaml"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("link-local"), "{}", r.body);
 
     // file:// is off unless the operator allows it; git over file:// too.
     let r = f.bake(
