@@ -310,7 +310,8 @@ impl Fetcher {
 
     /// Clouddriver's `GitRepoArtifactCredentials` without Clouddriver: the repository at
     /// `version` (default `master`), the subpath from `location` or `metadata.subPath`, as a
-    /// .tar.gz.
+    /// .tar.gz. A bare, shallow clone (no working tree written), bounded by the bake's deadline;
+    /// the archive is capped like any artifact.
     fn git_archive(&self, a: &Artifact, what: &str, work: &Path) -> Result<Vec<u8>, FetchError> {
         let url = reference(a, what)?;
         let allowed = if self.allow_file_urls {
@@ -387,6 +388,7 @@ impl Fetcher {
             "git",
             "clone",
             "--quiet",
+            "--bare",
             "--depth",
             "1",
             "--no-tags",
