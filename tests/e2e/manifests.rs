@@ -775,3 +775,30 @@ fn the_operators_limits_apply_to_every_bake() {
     );
     assert!(f.work_dirs_left().is_empty());
 }
+
+#[test]
+fn a_stalled_request_body_on_the_manifest_route_still_gets_408() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = Kiln::start(
+        data.path(),
+        "kiln:\n  http:\n    requestTimeout: 1s\n  manifests:\n    timeout: 1s\n",
+    );
+    let mut s = std::net::TcpStream::connect(&kiln.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = Instant::now();
+    write!(
+        s,
+        "POST /api/v2/manifest/bake/CF HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"a\":"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("kiln.http.requestTimeout"), "{answer}");
+    // The request's limit plus the bake's: 2 s here.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1900) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+}
