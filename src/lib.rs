@@ -12,6 +12,7 @@
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
 //! - [`services`]: other Spinnaker services (Clouddriver) and the source image lookup;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
+//! - [`manifest`]: Rosco's v2 manifest bakes (Helm, Helmfile, Kustomize, Cloud Foundry);
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
 //! - [`startup`]: building and running the server;
@@ -26,6 +27,7 @@ pub mod builders;
 pub mod config;
 pub mod digest;
 pub mod images;
+pub mod manifest;
 pub mod providers;
 pub mod recipe;
 pub mod runner;

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["aws", "store", "templates", "runner"],
     &["services", "builders", "images"],
-    &["providers"],
+    &["providers", "manifest"],
     &["bakery"],
     &["admin"],
     &["api"],

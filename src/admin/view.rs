@@ -115,6 +115,23 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
                 "maxConnections": k.http.max_connections,
                 "requestTimeout": duration(&k.http.request_timeout),
             },
+            "manifests": {
+                "timeout": duration(&k.manifests.timeout),
+                "maxArtifactBytes": k.manifests.max_artifact_bytes,
+                "maxOutputBytes": k.manifests.max_output_bytes,
+                "maxConcurrent": k.manifests.max_concurrent,
+                "allowFileUrls": k.manifests.allow_file_urls,
+            },
+        },
+        "helm": {
+            "v3ExecutablePath": s.helm.v3_executable_path,
+            "v2ExecutablePath": s.helm.v2_executable_path,
+            "overridesFileThreshold": s.helm.overrides_file_threshold,
+        },
+        "helmfile": {"executablePath": s.helmfile.executable_path},
+        "kustomize": {
+            "v3ExecutablePath": s.kustomize.v3_executable_path,
+            "v4ExecutablePath": s.kustomize.v4_executable_path,
         },
         "files": files,
         "spectator": yaml(&s.spectator),

@@ -29,6 +29,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, path, message)
     }
 
+    /// An error whose message the caller should see whatever the status (a manifest bake's
+    /// renderer or fetch failure, answered as Rosco does).
+    pub fn with_status(status: StatusCode, path: &str, message: impl Into<String>) -> Self {
+        Self::new(status, path, message)
+    }
+
     /// A request that did not arrive within `kiln.http.requestTimeout` (a stalled body).
     pub fn request_timeout(path: &str) -> Self {
         Self::new(

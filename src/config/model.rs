@@ -31,6 +31,12 @@ pub struct Settings {
     /// kiln: local images baked with Packer's qemu builder.
     pub qemu: QemuSettings,
     pub redis: RedisSettings,
+    /// Rosco's manifest bakes: the Helm executables (`helm.v3ExecutablePath`, …).
+    pub helm: HelmSettings,
+    /// Rosco's `helmfile.executablePath`.
+    pub helmfile: HelmfileSettings,
+    /// Rosco's `kustomize.v3ExecutablePath` and `kustomize.v4ExecutablePath`.
+    pub kustomize: KustomizeSettings,
     pub kiln: KilnSettings,
     /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
     pub files: BTreeMap<String, String>,
@@ -264,6 +270,57 @@ pub struct KilnSettings {
     pub ha: KilnHa,
     /// The HTTP server's defences against slow and idle clients.
     pub http: KilnHttp,
+    /// Manifest bakes' limits (`kiln.manifests.*`).
+    pub manifests: KilnManifests,
+}
+
+/// Rosco's `helm.*` (`RoscoHelmConfigurationProperties`): Rosco's defaults are `helm3` and
+/// `helm` on PATH, and a threshold of 0 (overrides always on the command line).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HelmSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub v3_executable_path: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub v2_executable_path: Option<String>,
+    /// Overrides whose `--set` text is this long or longer go into a values file instead
+    /// (0: never).
+    pub overrides_file_threshold: Option<usize>,
+}
+
+/// Rosco's `helmfile.*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HelmfileSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub executable_path: Option<String>,
+}
+
+/// Rosco's `kustomize.*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KustomizeSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub v3_executable_path: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub v4_executable_path: Option<String>,
+}
+
+/// kiln: the limits of manifest bakes (Rosco has none). `timeout` and `maxConcurrent` are read
+/// at start; the others apply to the next bake after a reload.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnManifests {
+    /// How long one bake may take, its fetches and the renderer included (default 2m).
+    pub timeout: Option<DurationText>,
+    /// The most bytes of one input artifact (default 64 MiB), of an unpacked archive (4× that)
+    /// and of the rendered output (default 16 MiB).
+    pub max_artifact_bytes: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    /// Manifest bakes running at once (default 4); more wait, within the route's time limit.
+    pub max_concurrent: Option<usize>,
+    /// Whether `http/file` artifacts may name `file://` URLs on kiln's machine (default false).
+    pub allow_file_urls: bool,
 }
 
 /// `kiln.http`: how long a client may take and how many connections may be open (read at

@@ -1,5 +1,5 @@
 //! The few process-level system calls the runner needs. This is the only file of
-//! [`crate::packer::run`] with `unsafe`; every block is a plain libc call with no memory
+//! [`crate::runner`] with `unsafe`; every block is a plain libc call with no memory
 //! arguments.
 //!
 //! Signals go to process *groups* (negative pid): Packer is a wrapper process that starts
