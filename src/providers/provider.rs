@@ -199,6 +199,11 @@ pub trait Provider: Send + Sync {
         None
     }
 
+    /// Variables `before_run` adds once the bake's id is known (not in the recipe).
+    fn run_variables(&self) -> &'static [&'static str] {
+        &[]
+    }
+
     /// For `kiln config validate`: representative variables when the config has nothing to
     /// bake.
     fn stand_in_variables(&self, _settings: &Settings, _config_dir: &Path) -> Vars {

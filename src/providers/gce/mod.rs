@@ -136,6 +136,10 @@ impl Provider for Gce {
         Some((req, "global".into()))
     }
 
+    fn run_variables(&self) -> &'static [&'static str] {
+        &["artifactFile", "manifestFile"]
+    }
+
     fn stand_in_variables(&self, _settings: &Settings, _config_dir: &Path) -> Vars {
         [
             ("gce_project_id", "kiln-validate"),
