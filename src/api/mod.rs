@@ -5,10 +5,13 @@
 mod admin;
 mod error;
 mod kiln;
+mod list;
+pub mod openapi;
 mod options;
 pub mod server;
 mod status;
 mod v1;
+mod web;
 
 pub use error::ApiError;
 
@@ -18,7 +21,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
-use axum::routing::{any, get, post};
+use axum::routing::MethodRouter;
 use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -36,40 +39,66 @@ pub fn router(bakery: Bakery, stopping: CancellationToken) -> Router {
     with_layers(routes(), bakery, stopping)
 }
 
-fn routes() -> Router<Bakery> {
-    Router::new()
-        .route("/api/v1/{region}/bake", post(v1::create).delete(v1::delete))
-        .route("/api/v1/{region}/status/{id}", get(v1::status))
-        .route("/api/v1/{region}/bake/{id}", get(v1::details))
-        .route("/api/v1/{region}/logs/{id}", get(v1::logs))
-        .route(
-            "/api/v1/{region}/logs/image/{image}",
-            get(v1::logs_by_image),
-        )
-        .route("/api/v1/{region}/cancel/{id}", get(v1::cancel))
-        .route("/api/v1/bakes/delete-requests", post(v1::delete_requests))
-        .route("/bakeOptions", get(options::all))
-        .route("/bakeOptions/{provider}", get(options::one))
-        .route(
-            "/bakeOptions/{provider}/baseImages/{id}",
-            get(options::base_image),
-        )
-        .route("/status/instance", any(status::instance))
-        .route("/status/all", any(status::all))
-        .route("/health", get(status::health))
-        // Gate asks every service which plugins it runs; kiln runs none.
-        .route(
-            "/installedPlugins",
-            get(|| async { axum::Json(serde_json::json!([])) }),
-        )
-        .route("/metrics", get(status::metrics))
-        .route("/api/kiln/v1/{region}/bakes", post(kiln::create))
-        .route("/api/kiln/v1/reload", post(admin::reload))
-        .route("/api/kiln/v1/bakes/{id}", get(kiln::bake))
-        .route(
-            "/api/kiln/v1/bakes/{id}/logs/stream",
-            get(kiln::stream_logs),
-        )
+/// The routes, written once: this expands to [`routes`] (the router) and [`ROUTES`] (each path
+/// with its methods), so the OpenAPI document's test ([`openapi`]) checks the same list the
+/// router serves and the two cannot drift. `any` answers every method and is described as GET.
+macro_rules! api_routes {
+    ($($path:literal => { $($method:ident: $handler:expr),+ $(,)? }),+ $(,)?) => {
+        fn routes() -> Router<Bakery> {
+            Router::new()
+                $(.route($path, {
+                    let route = MethodRouter::new();
+                    $(let route = on(route, stringify!($method), $handler);)+
+                    route
+                }))+
+        }
+
+        /// Every route the API serves: its path (axum's and OpenAPI's `{name}` syntax alike) and
+        /// its methods, lower case.
+        pub const ROUTES: &[(&str, &[&str])] = &[$(($path, &[$(stringify!($method)),+])),+];
+    };
+}
+
+/// Adds `handler` for `method` (a name from [`api_routes!`]) to a route.
+fn on<H, T>(route: MethodRouter<Bakery>, method: &str, handler: H) -> MethodRouter<Bakery>
+where
+    H: axum::handler::Handler<T, Bakery>,
+    T: 'static,
+{
+    match method {
+        "get" => route.get(handler),
+        "post" => route.post(handler),
+        "delete" => route.delete(handler),
+        "any" => route.fallback(handler),
+        other => unreachable!("api_routes! names an unknown method {other}"),
+    }
+}
+
+api_routes! {
+    "/" => { get: web::index },
+    "/ui/{asset}" => { get: web::asset },
+    "/openapi.json" => { get: openapi::document },
+    "/api/v1/{region}/bake" => { post: v1::create, delete: v1::delete },
+    "/api/v1/{region}/status/{id}" => { get: v1::status },
+    "/api/v1/{region}/bake/{id}" => { get: v1::details },
+    "/api/v1/{region}/logs/{id}" => { get: v1::logs },
+    "/api/v1/{region}/logs/image/{image}" => { get: v1::logs_by_image },
+    "/api/v1/{region}/cancel/{id}" => { get: v1::cancel },
+    "/api/v1/bakes/delete-requests" => { post: v1::delete_requests },
+    "/bakeOptions" => { get: options::all },
+    "/bakeOptions/{provider}" => { get: options::one },
+    "/bakeOptions/{provider}/baseImages/{id}" => { get: options::base_image },
+    "/status/instance" => { any: status::instance },
+    "/status/all" => { any: status::all },
+    "/health" => { get: status::health },
+    // Gate asks every service which plugins it runs; kiln runs none.
+    "/installedPlugins" => { get: || async { axum::Json(serde_json::json!([])) } },
+    "/metrics" => { get: status::metrics },
+    "/api/kiln/v1/{region}/bakes" => { post: kiln::create },
+    "/api/kiln/v1/reload" => { post: admin::reload },
+    "/api/kiln/v1/bakes" => { get: list::list },
+    "/api/kiln/v1/bakes/{id}" => { get: kiln::bake },
+    "/api/kiln/v1/bakes/{id}/logs/stream" => { get: kiln::stream_logs },
 }
 
 /// What every route gets: request metrics, the body limit, a time limit (a client that stalls
@@ -130,7 +159,7 @@ mod tests {
         async fn panics() -> &'static str {
             panic!("test: a handler panics with\na second line")
         }
-        let routes = routes().route("/test/panic", get(panics));
+        let routes = routes().route("/test/panic", axum::routing::get(panics));
         let app = with_layers(routes, bakery, CancellationToken::new());
         let get = |path: &str| axum::http::Request::get(path).body(Body::empty()).unwrap();
         let r = app.clone().oneshot(get("/test/panic")).await.unwrap();

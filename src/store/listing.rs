@@ -82,7 +82,7 @@ impl Cursor {
 
     /// Reads a cursor from [`Cursor::encode`]; `None` for anything else.
     pub fn decode(text: &str) -> Option<Cursor> {
-        if text.len() % 2 != 0 || text.len() > 2 * (MAX_CURSOR_ID + 24) {
+        if !text.len().is_multiple_of(2) || text.len() > 2 * (MAX_CURSOR_ID + 24) {
             return None;
         }
         let bytes = (0..text.len())
