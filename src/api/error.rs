@@ -38,6 +38,11 @@ impl ApiError {
         )
     }
 
+    /// Any status with kiln's error shape (axum's own rejections, reshaped).
+    pub fn with_status(status: StatusCode, path: &str, message: impl Into<String>) -> Self {
+        Self::new(status, path, message)
+    }
+
     /// Rosco's bakeOptions 404: `{error: "bake.options.not.found", status, messages}`.
     pub fn options_not_found(path: &str, message: impl Into<String>) -> Self {
         ApiError {

@@ -112,7 +112,7 @@ fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationTok
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
-        .layer(middleware::from_fn(shape_timeouts))
+        .layer(middleware::from_fn(shape_errors))
         .layer(middleware::from_fn_with_state(
             bakery.clone(),
             count_requests,
@@ -123,14 +123,31 @@ fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationTok
         .with_state(bakery)
 }
 
-/// The timeout layer's bare 408 becomes kiln's error shape, saying which limit fired.
-async fn shape_timeouts(req: Request, next: Next) -> Response {
+/// Every client error leaves in kiln's error shape: the timeout layer's bare 408 says which limit
+/// fired, and axum's plain-text rejections (a query or path that does not parse, a body over
+/// the limit) keep their text, which names the part, as the message.
+async fn shape_errors(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_string();
     let response = next.run(req).await;
-    if response.status() == StatusCode::REQUEST_TIMEOUT {
+    let status = response.status();
+    if status == StatusCode::REQUEST_TIMEOUT {
         return axum::response::IntoResponse::into_response(ApiError::request_timeout(&path));
     }
-    response
+    let plain = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !plain {
+        return response;
+    }
+    // Rejection texts are one short line; anything longer is cut, never buffered whole.
+    const MAX_REJECTION: usize = 4096;
+    let text = axum::body::to_bytes(response.into_body(), MAX_REJECTION)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_else(|_| status.canonical_reason().unwrap_or("").to_string());
+    axum::response::IntoResponse::into_response(ApiError::with_status(status, &path, text))
 }
 
 /// Counts requests by matched route (never the raw path, which would be unbounded).
@@ -170,5 +187,25 @@ mod tests {
         assert!(!body.to_string().contains("second line"), "{body}");
         let r = app.oneshot(get("/health")).await.unwrap();
         assert_ne!(r.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[tokio::test]
+    async fn axums_plain_text_rejections_leave_in_kilns_error_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = crate::config::Settings::default();
+        settings.kiln.data_dir = Some(dir.path().to_path_buf());
+        let store = std::sync::Arc::new(crate::store::SqliteStore::open_in_memory().unwrap());
+        let bakery = Bakery::new(settings, store, dir.path().join("kiln"));
+        let app = router(bakery, CancellationToken::new());
+        let get = |path: &str| axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let r = app
+            .oneshot(get("/api/kiln/v1/bakes/x/logs/stream?from=-1"))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+        let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["status"], 400);
+        assert!(body["message"].as_str().unwrap().contains("from"), "{body}");
     }
 }

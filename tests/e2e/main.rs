@@ -14,6 +14,7 @@ mod ha;
 mod harness;
 mod hostile_requests;
 mod lifecycle;
+mod openapi;
 mod processes;
 mod qemu;
 mod recipes;
