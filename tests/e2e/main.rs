@@ -21,3 +21,4 @@ mod recipes;
 mod server_defences;
 mod spinnaker;
 mod vm;
+mod web;

@@ -28,7 +28,8 @@ function el(tag, attrs, ...children) {
 }
 
 function append(parent, children) {
-  for (const c of children.flat(Infinity)) {
+  const list = Array.isArray(children) ? children.flat(Infinity) : [children];
+  for (const c of list) {
     if (c === null || c === undefined || c === false) continue;
     parent.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -213,8 +214,28 @@ function bakePage(id) {
       if (following) log.scrollTop = log.scrollHeight;
     },
   }, 'Stop following');
-  replace(main(), el('div', { id: 'bake-view', 'data-id': id }, summary,
-    card('Log', el('div', { class: 'row' }, follow, logState), el('div', {}, ' '), log)));
+  // Outside the summary, which is redrawn every poll: the answer to a cancel stays visible.
+  const result = el('span', { id: 'cancel-result', class: 'muted' });
+  const cancel = el('button', {
+    type: 'button', class: 'danger', id: 'cancel', hidden: true,
+    onclick: async () => {
+      const ok = window.confirm('Cancel bake ' + id + '? Packer is stopped and the bake ends as canceled.');
+      if (!ok) { result.textContent = 'not canceled'; return; }
+      cancel.disabled = true;
+      try {
+        result.textContent = String(await api('/api/v1/' + seg(region) + '/cancel/' + seg(id)));
+        load();
+      } catch (err) {
+        result.textContent = String(err.message || err);
+        cancel.disabled = false;
+      }
+    },
+  }, 'Cancel bake');
+  let region = '';
+  const actions = el('div', { class: 'row', id: 'bake-actions' }, cancel, result);
+  const more = el('div', { id: 'bake-more' });
+  replace(main(), el('div', { id: 'bake-view', 'data-id': id }, summary, actions,
+    card('Log', el('div', { class: 'row' }, follow, logState), el('div', {}, ' '), log), more));
 
   // The live log: kiln's SSE stream, resumed by the browser from the last event id.
   const stream = new EventSource('/api/kiln/v1/bakes/' + seg(id) + '/logs/stream');
@@ -241,7 +262,11 @@ function bakePage(id) {
   const load = async () => {
     try {
       const b = await api('/api/kiln/v1/bakes/' + seg(id));
-      replace(summary, bakeSummary(b));
+      region = b.region;
+      cancel.hidden = FINISHED.has(b.phase);
+      const [top, below] = bakeSummary(b);
+      replace(summary, top);
+      replace(more, below);
       if (FINISHED.has(b.phase) && timer) { clearInterval(timer); timer = null; }
     } catch (err) {
       replace(summary, errorBox(err));
@@ -256,26 +281,6 @@ function bakeSummary(b) {
   const finished = FINISHED.has(b.phase);
   const head = el('h1', {}, 'Bake ', el('span', { class: 'mono', id: 'bake-id' }, b.id), badge(b.phase),
     b.cause ? el('span', { class: 'muted' }, '(' + b.cause + ')') : null);
-  const actions = el('div', { class: 'row' });
-  const result = el('span', { id: 'cancel-result', class: 'muted' });
-  if (!finished) {
-    append(actions, el('button', {
-      type: 'button', class: 'danger', id: 'cancel',
-      onclick: async (e) => {
-        const ok = window.confirm('Cancel bake ' + b.id + '? Packer is stopped and the bake ends as canceled.');
-        if (!ok) { result.textContent = 'not canceled'; return; }
-        e.target.disabled = true;
-        try {
-          const text = await api('/api/v1/' + seg(b.region) + '/cancel/' + seg(b.id));
-          result.textContent = String(text);
-        } catch (err) {
-          result.textContent = String(err.message || err);
-          e.target.disabled = false;
-        }
-      },
-    }, 'Cancel bake'), result);
-  }
-
   const state = facts([
     ['State', b.phase],
     ['Queue position', b.phase === 'queued' ? (b.queue_position ?? 'on another instance') : undefined],
@@ -316,12 +321,13 @@ function bakeSummary(b) {
     vars.length ? el('table', { id: 'variables' }, el('tbody', {}, vars.map(([k, v]) =>
       el('tr', {}, el('td', { class: 'mono' }, k), el('td', { class: 'mono' }, v))))) : el('p', { class: 'muted' }, 'none'));
 
-  return [head, actions,
+  // Above the log: what a reader wants first; below it: how the bake came to be.
+  return [[head,
     b.diagnosis ? el('section', { class: 'card diagnosis', id: 'diagnosis' },
       el('h2', {}, 'Why it failed: ' + b.diagnosis.summary),
       el('p', {}, b.diagnosis.hint), el('p', { class: 'muted mono' }, b.diagnosis.code)) : null,
-    el('div', { class: 'grid' }, card('State', state), imageCard, timeline(b)),
-    el('div', { class: 'grid' }, identity, recipe)];
+    el('div', { class: 'grid' }, card('State', state), imageCard, timeline(b))],
+  el('div', { class: 'grid' }, identity, recipe)];
 }
 
 function timeline(b) {
