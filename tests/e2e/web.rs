@@ -225,6 +225,8 @@ fn the_live_log_grows_while_a_bake_runs_following_stops_and_cancel_asks_first() 
         "the log scrolled to its end",
     );
     b.screenshot("bake-running.png");
+    // The README's picture (docs/web-page.png is a copy of it).
+    b.screenshot_scaled("readme-bake-running.png", 0.6);
 
     // Stop following: the log keeps growing, the view stays where it is.
     b.eval("document.getElementById('follow').click()");
@@ -576,7 +578,17 @@ mod browser {
 
         /// Saves a PNG of the viewport under `target/web-shots/`.
         pub fn screenshot(&mut self, name: &str) {
-            let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
+            self.save_shot(name, json!({"format": "png"}));
+        }
+
+        /// Saves a PNG of the top 1280×800 of the page at `scale` (a small one for the README).
+        pub fn screenshot_scaled(&mut self, name: &str, scale: f64) {
+            let clip = json!({"x": 0, "y": 0, "width": 1280, "height": 800, "scale": scale});
+            self.save_shot(name, json!({"format": "png", "clip": clip}));
+        }
+
+        fn save_shot(&mut self, name: &str, params: Value) {
+            let shot = self.call("Page.captureScreenshot", params);
             let png = base64::engine::general_purpose::STANDARD
                 .decode(shot["data"].as_str().unwrap())
                 .unwrap();
