@@ -305,6 +305,42 @@ async fn the_list_endpoint_pages_newest_first_filters_and_names_bad_parameters()
         .await;
     assert_eq!(none, json!({"bakes": [], "next_cursor": null}));
 
+    // The CLI on the same endpoint: every page with --all, newest first; a refusal explained.
+    let cli = |args: &[&str]| {
+        let out = tokio::task::block_in_place(|| {
+            std::process::Command::new(KILN)
+                .args(["bakes", "list", "--server", &kiln.base])
+                .args(args)
+                .env_remove("KILN_SERVER")
+                .output()
+                .unwrap()
+        });
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text, _) = cli(&["--all", "--limit", "1"]);
+    assert!(ok, "{text}");
+    let rows: Vec<&str> = text.lines().skip(1).map(|l| &l[..36]).collect();
+    assert_eq!(
+        rows,
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()],
+        "{text}"
+    );
+    let (ok, text, _) = cli(&["--limit", "2", "--package", "nginx"]);
+    assert!(
+        ok && text.contains("failed") && text.lines().count() == 3,
+        "{text}"
+    );
+    let (ok, _, err) = cli(&["--state", "done"]);
+    assert!(
+        !ok && err.contains("HTTP 400") && err.contains("'state'"),
+        "{err}"
+    );
+
     for (query, names) in [
         ("state=done", "'state'"),
         ("limit=0", "'limit'"),
