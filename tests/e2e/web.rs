@@ -110,6 +110,40 @@ fn the_page_lists_real_bakes_shows_one_starts_a_bake_from_bake_options_and_shows
     );
     b.screenshot("bake.png");
 
+    // The timeline and the diagnosis, when a view has them (another part of kiln fills them in;
+    // here the page's own renderer gets a real view with both added, hostile text included).
+    b.eval(&format!(
+        "(async () => {{
+           const v = await (await fetch('/api/kiln/v1/bakes/' + {id})).json();
+           v.timeline = [
+             {{phase: 'launch', started_ms: v.created_ms, ended_ms: v.created_ms + 4000, seconds: 4}},
+             {{phase: 'provision <img src=x id=pwned2>', started_ms: v.created_ms, ended_ms: null, seconds: null}}];
+           v.diagnosis = {{code: 'ssh_timeout', summary: 'SSH never answered <b id=pwned3>',
+             hint: 'check the security group'}};
+           document.getElementById('bake-summary').replaceChildren(...bakeSummary(v)[0].flat());
+         }})()",
+        id = js(&id)
+    ));
+    let timeline = b.text("document.getElementById('timeline')");
+    assert!(
+        timeline.contains("launch") && timeline.contains("4.0 s"),
+        "{timeline}"
+    );
+    assert!(
+        timeline.contains("provision <img src=x id=pwned2>"),
+        "{timeline}"
+    );
+    let diagnosis = b.text("document.getElementById('diagnosis')");
+    assert!(
+        diagnosis.contains("SSH never answered <b id=pwned3>"),
+        "{diagnosis}"
+    );
+    assert!(diagnosis.contains("check the security group") && diagnosis.contains("ssh_timeout"));
+    assert_eq!(
+        b.eval("[document.getElementById('pwned2'), document.getElementById('pwned3')]"),
+        json!([null, null])
+    );
+
     // A new bake from the base images in bakeOptions: the same request is answered by the
     // existing bake, and the page says why.
     b.goto(&format!("{base}/#/new"));
