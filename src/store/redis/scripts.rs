@@ -181,12 +181,14 @@ return out
 ";
 
 /// KEYS: the age index. ARGV: the upper bound (`+`, or `(` and a member), how many. Returns, newest
-/// first, `{member, field, value, …}` per bake (just `{member}` for a bake whose hash is gone).
+/// first, `{member, field, value, …}` per bake (just `{member}` for a bake whose hash is gone;
+/// its member is dropped from the index then, whichever path deleted the bake).
 const OLDER_THAN: &str = r"
 local out = {}
 local ms = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], '-', 'LIMIT', 0, tonumber(ARGV[2]))
 for _, m in ipairs(ms) do
   local r = redis.call('HGETALL', P .. 'bake:' .. string.sub(m, 22))
+  if #r == 0 then redis.call('ZREM', KEYS[1], m) end
   table.insert(r, 1, m)
   out[#out + 1] = r
 end

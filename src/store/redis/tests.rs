@@ -447,3 +447,39 @@ fn an_age_member_reads_back_as_its_position() {
     assert!(age_member(9, "z") < age_member(10, "a"));
     assert_eq!(member_position("short"), None);
 }
+
+#[test]
+fn a_bake_deleted_behind_the_index_is_skipped_and_its_member_dropped() {
+    let Some((store, server)) = fixture() else {
+        return;
+    };
+    for (id, ms) in [("kept", 100), ("gone", 200)] {
+        let r = BakeRecord {
+            created_ms: ms,
+            ..sample_record(id, &format!("ident-{id}"))
+        };
+        store.create(&r, true).unwrap();
+    }
+    let client = redis::Client::open(server.uri(5)).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    redis::cmd("DEL")
+        .arg("kiln:bake:gone")
+        .query::<()>(&mut raw)
+        .unwrap();
+    let all = crate::store::BakeFilter::default();
+    let ids: Vec<String> = store
+        .list(&all, None, 10)
+        .unwrap()
+        .bakes
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["kept"]);
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("kiln:bakes")
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(members, [age_member(100, "kept")]);
+}
