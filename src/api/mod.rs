@@ -69,6 +69,7 @@ where
         "get" => route.get(handler),
         "post" => route.post(handler),
         "delete" => route.delete(handler),
+        // What `axum::routing::any` is: the handler for every method, so never a 405.
         "any" => route.fallback(handler),
         other => unreachable!("api_routes! names an unknown method {other}"),
     }

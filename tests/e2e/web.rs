@@ -212,7 +212,7 @@ fn the_live_log_grows_while_a_bake_runs_following_stops_and_cancel_asks_first() 
     let data = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(data.path()).unwrap();
     let config = data.path().join("kiln.yml");
-    std::fs::write(&config, fake_packer_config("")).unwrap();
+    std::fs::write(&config, fake_packer_config("    maxConcurrent: 1\n")).unwrap();
     let kiln = Kiln::start_env(
         data.path(),
         &config,
@@ -223,8 +223,26 @@ fn the_live_log_grows_while_a_bake_runs_following_stops_and_cancel_asks_first() 
     );
     let body = json!({"package": "nginx", "base_os": "ubuntu", "cloud_provider_type": "aws"});
     let id = kiln.bake_id("us-east-1", &body);
+    // One slot: a second bake waits, first in the queue.
+    let other = json!({"package": "curl", "base_os": "ubuntu", "cloud_provider_type": "aws"});
+    let waiting = kiln.bake_id("us-east-1", &other);
 
     let mut b = Browser::start();
+    b.goto(&format!("http://{}/#/bake/{waiting}", kiln.addr));
+    b.wait_for(
+        "document.querySelector('#bake-summary [data-phase=queued]') !== null",
+        "a queued bake",
+    );
+    let state = b.text("document.querySelector('#bake-summary dl')");
+    assert!(state.contains("Queue position1"), "{state}");
+    b.goto(&format!("http://{}/#/", kiln.addr));
+    let row = format!(
+        "document.querySelector('#bakes tr[data-id={}]')",
+        js(&waiting)
+    );
+    b.wait_for(&format!("{row} !== null"), "the queued bake in the list");
+    assert!(b.text(&row).contains("queued #1"), "{}", b.text(&row));
+
     b.goto(&format!("http://{}/#/bake/{id}", kiln.addr));
     b.wait_for(
         "document.querySelector('#bake-summary [data-phase=running]') !== null",
@@ -311,6 +329,9 @@ fn the_live_log_grows_while_a_bake_runs_following_stops_and_cancel_asks_first() 
             .contains("Cancelling build")
     );
     b.screenshot("bake-canceled.png");
+    // The waiting bake ran once the slot was free; it is not left running.
+    let r = kiln.get(&format!("/api/v1/us-east-1/cancel/{waiting}"));
+    assert_eq!(r.status, 200, "{}", r.body);
 }
 
 #[test]
