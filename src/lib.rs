@@ -16,7 +16,8 @@
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
 //! - [`startup`]: building and running the server;
-//! - [`admin`]: operating kiln: config edits, validation, live reload.
+//! - [`admin`]: operating kiln: config edits, validation, live reload;
+//! - [`client`]: the command-line client of a running kiln (`kiln bakes list`).
 
 pub mod admin;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod builders;
+pub mod client;
 pub mod config;
 pub mod digest;
 pub mod images;

@@ -38,6 +38,9 @@ enum Command {
     /// Local base images for the qemu provider (`base-image build bookworm`).
     #[command(name = "base-image", subcommand)]
     BaseImage(kiln::images::BaseImageCommand),
+    /// Bakes on a running kiln (`bakes list`).
+    #[command(subcommand)]
+    Bakes(kiln::client::bakes::BakesCommand),
     /// Internal: supervise one Packer run (started by `kiln serve`).
     #[command(name = "__supervise", hide = true)]
     Supervise { run_dir: PathBuf },
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Supervise { run_dir } => kiln::runner::supervise(&run_dir),
         Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),
+        Command::Bakes(c) => kiln::client::bakes::run(&c),
         Command::Config(c) => kiln::admin::run_config(cli.config.as_deref(), &c),
         Command::Deploy(c) => kiln::admin::run_deploy(cli.config.as_deref(), &c),
         Command::Serve { port, data_dir } => {

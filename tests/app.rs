@@ -5,7 +5,9 @@
 
 use kiln::bake::{BakeDetails, BakeRecord, Phase};
 use kiln::startup::Application;
-use kiln::store::{BakeStore, Created, Instance, SqliteStore, StoreResult, Transition};
+use kiln::store::{
+    BakeStore, Batch, Created, Cursor, Instance, SqliteStore, StoreResult, Transition,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -292,6 +294,10 @@ impl BakeStore for SlowStore {
         self.wait();
         self.inner.instances()
     }
+    fn older_than(&self, cursor: Option<&Cursor>, n: usize) -> StoreResult<Batch> {
+        self.wait();
+        self.inner.older_than(cursor, n)
+    }
 }
 
 /// A slow store holds up the requests that need it, never the others: store calls (and the
@@ -382,4 +388,213 @@ async fn a_slow_store_holds_up_only_the_requests_that_need_it() {
         Ok(k) => k.stop().await,
         Err(_) => panic!("a request still holds the server"),
     }
+}
+
+impl Served {
+    /// A GET answered with its status, its headers (lower-case names) and its body as text.
+    async fn get_raw(&self, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let url = format!("{}{path}", self.base);
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .new_agent();
+            let mut resp = agent.get(&url).call().unwrap();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let status = resp.status().as_u16();
+            (status, headers, resp.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// Waits until every bake in `ids` has finished (the stand-in Packer fails at once).
+async fn settled(kiln: &Served, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in ids {
+        loop {
+            let (_, v) = kiln
+                .call("GET", &format!("/api/kiln/v1/bakes/{id}"), None)
+                .await;
+            if v["phase"] == "failed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never settled: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_endpoint_pages_newest_first_filters_and_names_bad_parameters() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve(data.path()).await;
+    let mut ids = Vec::new();
+    for package in ["nginx", "curl", "nginx redis"] {
+        let (status, created) = kiln
+            .call(
+                "POST",
+                "/api/kiln/v1/us-east-1/bakes",
+                Some(
+                    json!({"package": package, "base_os": "ubuntu", "cloud_provider_type": "aws"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        ids.push(created["bake"]["id"].as_str().unwrap().to_string());
+        // Distinct creation times, so newest-first is the reverse of this order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    settled(&kiln, &ids).await;
+
+    let (status, first) = kiln.call("GET", "/api/kiln/v1/bakes?limit=2", None).await;
+    assert_eq!(status, 200, "{first}");
+    let listed: Vec<&str> = first["bakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    // Each entry is the same object as the bake's own view.
+    let (_, own) = kiln
+        .call("GET", &format!("/api/kiln/v1/bakes/{}", ids[2]), None)
+        .await;
+    assert_eq!(first["bakes"][0], own);
+    let cursor = first["next_cursor"].as_str().expect("a next cursor");
+    let (_, second) = kiln
+        .call(
+            "GET",
+            &format!("/api/kiln/v1/bakes?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(second["bakes"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(second["bakes"][0]["id"], ids[0].as_str());
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    let (_, nginx) = kiln
+        .call(
+            "GET",
+            "/api/kiln/v1/bakes?package=nginx&state=failed&provider=aws&region=us-east-1",
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = nginx["bakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[0].as_str()], "{nginx}");
+    let (_, none) = kiln
+        .call("GET", "/api/kiln/v1/bakes?state=running", None)
+        .await;
+    assert_eq!(none, json!({"bakes": [], "next_cursor": null}));
+
+    // The CLI on the same endpoint: every page with --all, newest first; a refusal explained.
+    let cli = |args: &[&str]| {
+        let out = tokio::task::block_in_place(|| {
+            std::process::Command::new(KILN)
+                .args(["bakes", "list", "--server", &kiln.base])
+                .args(args)
+                .env_remove("KILN_SERVER")
+                .output()
+                .unwrap()
+        });
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text, _) = cli(&["--all", "--limit", "1"]);
+    assert!(ok, "{text}");
+    let rows: Vec<&str> = text.lines().skip(1).map(|l| &l[..36]).collect();
+    assert_eq!(
+        rows,
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()],
+        "{text}"
+    );
+    let (ok, text, _) = cli(&["--limit", "2", "--package", "nginx"]);
+    assert!(
+        ok && text.contains("failed") && text.lines().count() == 3,
+        "{text}"
+    );
+    let (ok, _, err) = cli(&["--state", "done"]);
+    assert!(
+        !ok && err.contains("HTTP 400") && err.contains("'state'"),
+        "{err}"
+    );
+
+    for (query, names) in [
+        ("state=done", "'state'"),
+        ("limit=0", "'limit'"),
+        ("cursor=not-a-cursor", "'cursor'"),
+        ("package=a%20b", "'package'"),
+        ("sort=asc", "'sort'"),
+    ] {
+        let (status, err) = kiln
+            .call("GET", &format!("/api/kiln/v1/bakes?{query}"), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {err}");
+        let message = err["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{query}: {err}");
+    }
+    kiln.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_and_openapi_are_served_from_the_binary_with_a_strict_policy() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve(data.path()).await;
+    let (status, headers, page) = kiln.get_raw("/").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    let csp = header(&headers, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert!(page.contains("/ui/app.js") && page.contains("/ui/app.css"));
+    for (asset, kind) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let (status, headers, body) = kiln.get_raw(&format!("/ui/{asset}")).await;
+        assert_eq!(status, 200, "{asset}");
+        assert!(
+            header(&headers, "content-type").starts_with(kind),
+            "{asset}"
+        );
+        assert!(!header(&headers, "content-security-policy").is_empty());
+        assert!(!body.is_empty());
+    }
+    let (status, _, body) = kiln.get_raw("/ui/..%2Fkiln.yml").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, headers, body) = kiln.get_raw("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("application/json"));
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/kiln/v1/bakes"]["get"].is_object());
+    kiln.stop().await;
 }

@@ -17,7 +17,7 @@ const LAYERS: &[&[&str]] = &[
     &["aws", "store", "templates", "runner"],
     &["services", "builders", "images"],
     &["providers", "manifest"],
-    &["bakery"],
+    &["bakery", "client"],
     &["admin"],
     &["api"],
     &["startup"],

@@ -128,12 +128,16 @@ pub async fn stream_logs(
                 // The phase, not the whole record, and on a blocking thread.
                 let (finished, text) = {
                     let (store, id) = (bakery.store().clone(), id.clone());
+                    // A bake whose task still runs here is still writing its log, whatever its
+                    // phase says (a cancel reads CANCELED at once; Packer's last lines follow).
+                    let writing = bakery.runs_here(&id);
                     tokio::task::spawn_blocking(move || {
-                        let finished = store
-                            .phase(&id)
-                            .ok()
-                            .flatten()
-                            .is_none_or(|p| p.is_finished());
+                        let finished = !writing
+                            && store
+                                .phase(&id)
+                                .ok()
+                                .flatten()
+                                .is_none_or(|p| p.is_finished());
                         (
                             finished,
                             store.read_log_from(&id, offset).unwrap_or_default(),

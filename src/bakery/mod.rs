@@ -126,6 +126,12 @@ impl Bakery {
         ids
     }
 
+    /// Whether this process runs the bake's task now (not just queues it): its log may still
+    /// grow after its phase reads finished (a canceled bake's Packer says its last lines).
+    pub fn runs_here(&self, id: &str) -> bool {
+        lock(&self.inner.active).contains_key(id) && self.queue_position(id).is_none()
+    }
+
     /// The 1-based queue position of a waiting bake.
     pub fn queue_position(&self, id: &str) -> Option<usize> {
         lock(&self.inner.queue)

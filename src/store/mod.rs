@@ -15,11 +15,13 @@
 pub(crate) mod conformance;
 mod engine;
 pub mod health;
+pub mod listing;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqlite;
 
 pub use engine::{OpenError, open};
+pub use listing::{BakeFilter, Batch, Cursor, Page};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
@@ -146,6 +148,15 @@ pub trait BakeStore: Send + Sync {
     /// back is left out with a warning (see [`skip_unreadable`]): start-up recovers the others
     /// instead of failing, again at every restart, on one bad record.
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>>;
+
+    /// Up to `n` bakes strictly older than `after` (all bakes when `None`) in the order
+    /// `(created_ms, id)` descending, bytewise on `id`: the engine's part of a listing.
+    fn older_than(&self, after: Option<&Cursor>, n: usize) -> StoreResult<Batch>;
+
+    /// A page of bakes matching `filter`, newest first, after `after`; see [`listing`].
+    fn list(&self, filter: &BakeFilter, after: Option<&Cursor>, limit: usize) -> StoreResult<Page> {
+        listing::list(self, filter, after, limit)
+    }
 
     /// Checks the backend answers.
     fn ping(&self) -> StoreResult<()>;

@@ -13,7 +13,7 @@
 //! - `user_version` is the schema version. A newer schema is refused, never touched.
 
 use super::health::{self, Probed};
-use super::{BakeStore, Created, StoreError, StoreResult, Transition};
+use super::{BakeStore, Batch, Created, Cursor, StoreError, StoreResult, Transition};
 use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
@@ -91,6 +91,15 @@ const UNFINISHED: &str = concat!(
     columns!(),
     " FROM bakes WHERE phase IN ('queued', 'running') ORDER BY created_ms, rowid"
 );
+// Newest first below a position; `(created_ms, id) < (?1, ?2)` walks `bakes_by_age`.
+const OLDER_THAN: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM bakes WHERE ?1 IS NULL OR (created_ms, id) < (?1, ?2) \
+     ORDER BY created_ms DESC, id DESC LIMIT ?3"
+);
+/// Added after schema version 1 without a bump: created on every open, old files included.
+const LATER_INDEXES: &str = "CREATE INDEX IF NOT EXISTS bakes_by_age ON bakes (created_ms, id);";
 const INSERT: &str = concat!(
     "INSERT INTO bakes (",
     columns!(),
@@ -203,6 +212,7 @@ impl SqliteStore {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .or_unavailable(WHAT)?;
         }
+        tx.execute_batch(LATER_INDEXES).or_unavailable(WHAT)?;
         tx.commit().or_unavailable(WHAT)?;
         // Room for every statement this engine prepares, so none is ever re-prepared.
         conn.set_prepared_statement_cache_capacity(32);
@@ -439,6 +449,35 @@ impl BakeStore for SqliteStore {
             .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             .or_unavailable(WHAT)?;
         super::skip_unreadable(raws.into_iter().map(RawBake::decode))
+    }
+
+    fn older_than(&self, after: Option<&Cursor>, n: usize) -> StoreResult<Batch> {
+        const WHAT: &str = "failed to list bakes";
+        let raws = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(OLDER_THAN).or_unavailable(WHAT)?;
+            stmt.query_map(
+                params![
+                    after.map(|c| c.created_ms),
+                    after.map(|c| c.id.as_str()),
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                ],
+                RawBake::from_row,
+            )
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+            .or_unavailable(WHAT)?
+        };
+        let last = raws.last().map(|r| Cursor {
+            created_ms: r.created_ms,
+            id: r.id.clone(),
+        });
+        let exhausted = raws.len() < n;
+        let records = super::skip_unreadable(raws.into_iter().map(RawBake::decode))?;
+        Ok(Batch {
+            records,
+            last,
+            exhausted,
+        })
     }
 
     fn ping(&self) -> StoreResult<()> {
