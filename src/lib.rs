@@ -5,6 +5,7 @@
 //! - [`recipe`]: package names, appversion, image names, CI artifacts (no I/O);
 //! - [`providers`]: how a request becomes Packer variables for one cloud (AWS, local qemu);
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
+//! - [`diagnosis`]: known failure signatures and what they mean (no I/O);
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
 //! - [`packer`]: the Packer process: command line, supervision, output parsing;
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
@@ -21,6 +22,7 @@ pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod config;
+pub mod diagnosis;
 pub mod images;
 pub mod packer;
 pub mod providers;

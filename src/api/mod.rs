@@ -65,6 +65,7 @@ fn routes() -> Router<Bakery> {
         .route("/metrics", get(status::metrics))
         .route("/api/kiln/v1/{region}/bakes", post(kiln::create))
         .route("/api/kiln/v1/reload", post(admin::reload))
+        .route("/api/kiln/v1/gc", post(kiln::gc))
         .route("/api/kiln/v1/bakes/{id}", get(kiln::bake))
         .route(
             "/api/kiln/v1/bakes/{id}/logs/stream",

@@ -195,6 +195,13 @@ pub async fn delete(
     store
         .unbind(&record.id)
         .map_err(|e| ApiError::from((path, e)))?;
+    // A settled qemu bake's image is a local file of kiln's: it goes with the bake. (An AMI is
+    // the user's and stays.)
+    if record.provider == "qemu" {
+        let id = record.id.clone();
+        let b = bakery.clone();
+        let _ = tokio::task::spawn_blocking(move || b.remove_local_image(&id)).await;
+    }
     Ok(format!(
         "Deleted bake '{}' with id '{}'.",
         record.key, record.id

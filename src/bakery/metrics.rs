@@ -36,7 +36,19 @@ struct Route {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+    provider: String,
+}
+
 type Durations = Family<Outcome, Histogram, fn() -> Histogram>;
+type PhaseDurations = Family<PhaseLabels, Histogram, fn() -> Histogram>;
+
+/// Phase duration buckets, in seconds: from an instant step to an hour-long provisioning.
+const PHASE_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -45,6 +57,9 @@ pub struct Metrics {
     http: Family<Route, Counter>,
     active: Gauge,
     queued: Gauge,
+    phases: PhaseDurations,
+    reclaimed_bytes: Counter,
+    deleted_records: Counter,
 }
 
 impl Default for Metrics {
@@ -52,6 +67,8 @@ impl Default for Metrics {
         let requested = Family::<Flavor, Counter>::default();
         let completed: Durations = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         let http = Family::<Route, Counter>::default();
+        let phases: PhaseDurations = Family::new_with_constructor(|| Histogram::new(PHASE_BUCKETS));
+        let (reclaimed_bytes, deleted_records) = (Counter::default(), Counter::default());
         let (active, queued) = (Gauge::default(), Gauge::default());
         let mut registry = Registry::default();
         let r = &mut registry;
@@ -69,6 +86,20 @@ impl Default for Metrics {
         );
         let routes = "HTTP requests, by matched route and status";
         r.register("kiln_http_requests", routes, http.clone());
+        let timed = "Bake phases (launch, provision, …) as the builder's output timed them";
+        r.register("kiln_bake_phase_seconds", timed, phases.clone());
+        let freed = "Bytes of local files (run dirs, qemu images and staging) removed by retention";
+        r.register(
+            "kiln_retention_reclaimed_bytes",
+            freed,
+            reclaimed_bytes.clone(),
+        );
+        let forgotten = "Bake records deleted by retention";
+        r.register(
+            "kiln_retention_deleted_bakes",
+            forgotten,
+            deleted_records.clone(),
+        );
         Metrics {
             registry,
             requested,
@@ -76,6 +107,9 @@ impl Default for Metrics {
             http,
             active,
             queued,
+            phases,
+            reclaimed_bytes,
+            deleted_records,
         }
     }
 }
@@ -94,6 +128,21 @@ impl Metrics {
         };
         let secs = duration_ms.max(0) as f64 / 1000.0;
         self.completed.get_or_create(&outcome).observe(secs);
+    }
+
+    /// `phase` and `provider` come from fixed tables (`packer::timeline`, the providers).
+    pub fn phase_seconds(&self, phase: &str, provider: &str, seconds: f64) {
+        let labels = PhaseLabels {
+            phase: phase.to_string(),
+            provider: provider.to_string(),
+        };
+        self.phases.get_or_create(&labels).observe(seconds.max(0.0));
+    }
+
+    /// What retention removed: bytes of local files and bake records.
+    pub fn reclaimed(&self, bytes: u64, records: u64) {
+        self.reclaimed_bytes.inc_by(bytes);
+        self.deleted_records.inc_by(records);
     }
 
     /// `route` is the matched route template, never the raw path.
@@ -127,6 +176,8 @@ mod tests {
         m.requested("plain");
         m.completed(Cause::Success, "us-east-1", 90_000);
         m.http("/api/v1/{region}/status/{id}", 400);
+        m.phase_seconds("provision", "aws", 42.0);
+        m.reclaimed(4096, 3);
         let text = m.render(2, 1);
         for line in [
             "# TYPE kiln_bakes_requested counter",
@@ -139,6 +190,10 @@ mod tests {
             "kiln_bakes_active 2",
             "kiln_bakes_queued 1",
             "kiln_http_requests_total{route=\"/api/v1/{region}/status/{id}\",status=\"400\"} 1",
+            "kiln_bake_phase_seconds_bucket{le=\"60.0\",phase=\"provision\",provider=\"aws\"} 1",
+            "kiln_bake_phase_seconds_sum{phase=\"provision\",provider=\"aws\"} 42.0",
+            "kiln_retention_reclaimed_bytes_total 4096",
+            "kiln_retention_deleted_bakes_total 3",
             "# EOF",
         ] {
             assert!(

@@ -8,3 +8,4 @@ pub mod output;
 pub mod redact;
 pub mod run;
 pub mod temp;
+pub mod timeline;
