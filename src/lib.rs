@@ -14,13 +14,15 @@
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
 //! - [`startup`]: building and running the server;
-//! - [`admin`]: operating kiln: config edits, validation, live reload.
+//! - [`admin`]: operating kiln: config edits, validation, live reload;
+//! - [`client`]: the CLI's client of a running kiln: `kiln bake`, `kiln bakes …`, `kiln gc`.
 
 pub mod admin;
 pub mod api;
 pub mod aws;
 pub mod bake;
 pub mod bakery;
+pub mod client;
 pub mod config;
 pub mod diagnosis;
 pub mod images;
