@@ -18,6 +18,7 @@ mod lifecycle;
 mod processes;
 mod qemu;
 mod recipes;
+mod retention;
 mod server_defences;
 mod spinnaker;
 mod vm;
