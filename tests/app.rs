@@ -22,9 +22,13 @@ struct Served {
 }
 
 async fn serve(data: &Path) -> Served {
+    serve_with(data, FAILING_PACKER).await
+}
+
+async fn serve_with(data: &Path, script: &str) -> Served {
     use std::os::unix::fs::PermissionsExt;
     let packer = data.join("stand-in-packer");
-    std::fs::write(&packer, FAILING_PACKER).unwrap();
+    std::fs::write(&packer, script).unwrap();
     std::fs::set_permissions(&packer, std::fs::Permissions::from_mode(0o755)).unwrap();
     let yaml = format!(
         r#"kiln:
@@ -72,6 +76,7 @@ impl Served {
                     .post(&url)
                     .header("content-type", "application/json")
                     .send(b.to_string().as_bytes()),
+                ("POST", None) => agent.post(&url).send_empty(),
                 _ => agent.get(&url).call(),
             }
             .unwrap();
@@ -188,5 +193,90 @@ async fn a_bake_whose_packer_fails_settles_failure_with_packers_error_and_no_sec
     let text = logs["logsContent"].as_str().unwrap_or_default();
     assert!(text.contains("stand-in failure"), "{logs}");
     assert!(!text.contains("kiln-app-test-secret"), "{logs}");
+    kiln.stop().await;
+}
+
+/// A "packer" that launches, then fails the way EC2 refuses an instance over the account's limit.
+const LIMITED_PACKER: &str = "#!/bin/sh\n\
+    t=$(date +%s)\n\
+    echo \"$t,,ui,say,==> amazon-ebs: Launching a source AWS instance...\"\n\
+    echo \"$t,,ui,error,==> amazon-ebs: Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    echo \"$t,amazon-ebs,error,Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    exit 1\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bake_has_its_timeline_and_diagnosis_and_gc_frees_its_leftovers() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve_with(data.path(), LIMITED_PACKER).await;
+    let (status, created) = kiln
+        .call(
+            "POST",
+            "/api/kiln/v1/us-east-1/bakes",
+            Some(json!({"package": "nginx", "base_os": "ubuntu", "cloud_provider_type": "aws"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["bake"]["timeline"], json!([]), "{created}");
+    assert_eq!(created["bake"]["diagnosis"], Value::Null);
+    let id = created["bake"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, v) = kiln
+            .call("GET", &format!("/api/kiln/v1/bakes/{id}"), None)
+            .await;
+        if v["phase"] == "failed" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never settled: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["diagnosis"]["code"], "instance_capacity", "{view}");
+    assert!(
+        view["diagnosis"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("maxConcurrent")
+    );
+    let timeline = view["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1, "{view}");
+    assert_eq!(timeline[0]["phase"], "launch");
+    assert!(timeline[0]["seconds"].as_f64().unwrap() >= 0.0);
+    let (_, logs) = kiln
+        .call("GET", &format!("/api/v1/us-east-1/logs/{id}"), None)
+        .await;
+    let text = logs["logsContent"].as_str().unwrap_or_default();
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kiln: diagnosis [instance_capacity]: "),
+        "{text}"
+    );
+    // The settled bake's run dir is gone; staging a crash left behind goes with `gc`.
+    assert!(!data.path().join("runs").join(&id).exists());
+    let staging = data.path().join("staging").join(&id);
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("x.deb"), vec![0u8; 5000]).unwrap();
+    let (status, gc) = kiln.call("POST", "/api/kiln/v1/gc", None).await;
+    assert_eq!(status, 200, "{gc}");
+    assert_eq!(gc["bytes"], 5000, "{gc}");
+    assert_eq!(gc["removed"][0]["kind"], "staging");
+    assert_eq!(
+        gc["deleted_bakes"],
+        json!([]),
+        "no record rule set: none deleted"
+    );
+    assert!(!staging.exists());
+    let (_, metrics) = kiln.call("GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("kiln_bake_phase_seconds_count{phase=\"launch\",provider=\"aws\"} 1"),
+        "{metrics}"
+    );
+    // The run dir removed at settling counts too.
+    let reclaimed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kiln_retention_reclaimed_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(reclaimed > 5000, "{metrics}");
     kiln.stop().await;
 }

@@ -122,6 +122,13 @@ fn kiln_gc_deletes_old_bakes_and_their_files_but_never_a_running_bakes_nor_an_am
     assert!(outside.path().join("file").exists() && d.join("images/link").exists());
     let view = kiln.get(&format!("/api/kiln/v1/bakes/{running}")).json();
     assert_eq!(view["phase"], "running", "{view}");
+    // Its timeline is live: provisioning now, not ended.
+    let last = view["timeline"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["phase"].as_str(), last["ended_ms"].as_i64()),
+        (Some("provision"), None),
+        "{view}"
+    );
     // The old bake's AMI is the user's: still there.
     assert_eq!(
         moto.inspect("image", &["us-east-1", &old_ami])["exists"],
@@ -157,4 +164,111 @@ fn kiln_gc_deletes_old_bakes_and_their_files_but_never_a_running_bakes_nor_an_am
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_cloud_clean(&moto);
+}
+
+#[test]
+fn a_qemu_bake_by_kiln_bake_prints_its_image_path_and_delete_removes_the_image() {
+    crate::qemu::require_tools();
+    let cache = crate::qemu::cache();
+    let work = tempfile::tempdir().unwrap();
+    let out = Command::new(format!("{REPO}/examples/sample-app/build-deb.sh"))
+        .arg(work.path())
+        .arg("1.2.4")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deb = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::os::unix::fs::symlink(cache.join("base-images"), data.join("base-images")).unwrap();
+    let kiln = Kiln::start(&data, "qemu:\n  enabled: true\n");
+
+    let started = std::time::Instant::now();
+    let out = Command::new(KILN)
+        .args([
+            "bake",
+            "--package",
+            "kiln-sample",
+            "--base-os",
+            "bookworm",
+            "--provider",
+            "qemu",
+        ])
+        .args(["--artifact", &deb, "-e", "boot_test=true"])
+        .args(["--server", &format!("http://{}", kiln.addr)])
+        .env("USER", "retention-test")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    eprintln!("qemu bake through kiln bake: {:.1?}", started.elapsed());
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let image = Path::new(stdout.trim());
+    assert!(image.is_file(), "{stdout:?}");
+    let id = image
+        .parent()
+        .and_then(|p| p.file_name())
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(image.parent().unwrap(), data.join("images").join(&id));
+
+    // The qemu timeline: Packer's boot, provision, shutdown (and convert), kiln's boot check.
+    let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
+    let phases: Vec<&str> = view["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["phase"].as_str().unwrap())
+        .collect();
+    eprintln!("qemu timeline: {}", view["timeline"]);
+    let wanted: Vec<&str> = ["boot", "provision", "shutdown", "convert", "boot_check"]
+        .into_iter()
+        .filter(|p| *p != "convert" || phases.contains(&"convert"))
+        .collect();
+    assert_eq!(phases, wanted, "{view}");
+    assert!(
+        view["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["seconds"].is_number())
+    );
+    let metrics = kiln.get("/metrics").body;
+    assert!(
+        metrics.contains("kiln_bake_phase_seconds_count{phase=\"boot_check\",provider=\"qemu\"} 1"),
+        "{metrics}"
+    );
+
+    // DELETE of the bake (Rosco's, by the same request) removes its image; the record stays.
+    let request = json!({
+        "package": "kiln-sample", "base_os": "bookworm", "user": "retention-test",
+        "cloud_provider_type": "qemu",
+        "package_artifacts": [{"name": Path::new(&deb).file_name().unwrap().to_string_lossy(),
+            "reference": format!("file://{}", std::fs::canonicalize(&deb).unwrap().display())}],
+        "extended_attributes": {"boot_test": true},
+    });
+    let r = http(
+        &kiln.addr,
+        "DELETE",
+        "/api/v1/local/bake",
+        &[],
+        request.to_string().as_bytes(),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains(&id), "{}", r.body);
+    assert!(
+        !data.join("images").join(&id).exists(),
+        "the image is removed"
+    );
+    let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
+    assert_eq!(view["image"], Value::Null);
+    assert_eq!(view["phase"], "succeeded");
 }
