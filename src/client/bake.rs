@@ -230,7 +230,7 @@ pub fn follow(server: &Server, id: &str, quiet: bool) -> ExitCode {
                     let _ = write!(e, "\r\x1b[2K");
                     status_shown = false;
                 }
-                let _ = write!(e, "{text}");
+                let _ = write!(e, "{}", progress::printable(&text));
                 if !text.ends_with('\n') {
                     let _ = writeln!(e);
                 }
@@ -323,7 +323,7 @@ fn report(server: &Server, view: &Value, canceled_here: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     for line in progress::failure(view) {
-        eprintln!("{line}");
+        eprintln!("{}", progress::printable(&line));
     }
     let (id, region) = (
         view["id"].as_str().unwrap_or_default(),
@@ -335,7 +335,7 @@ fn report(server: &Server, view: &Value, canceled_here: bool) -> ExitCode {
     {
         eprintln!("kiln: the log's last lines:");
         for line in progress::tail(log, 20) {
-            eprintln!("  {line}");
+            eprintln!("  {}", progress::printable(line));
         }
     }
     if canceled_here && view["phase"] == "canceled" {
@@ -427,6 +427,15 @@ fn read_stream(server: &Server, id: &str, tx: &mpsc::Sender<Streamed>) {
     }
 }
 
+/// A log for stdout: as stored when piped, made printable on a terminal.
+fn for_stdout(text: &str) -> std::borrow::Cow<'_, str> {
+    if std::io::stdout().is_terminal() {
+        progress::printable(text).into()
+    } else {
+        text.into()
+    }
+}
+
 /// For `kiln bakes logs`: the whole log, or (following) the log as it grows until the bake ends.
 pub fn print_log(server: &Server, id: &str, follow: bool) -> anyhow::Result<bool> {
     if !follow {
@@ -443,7 +452,8 @@ pub fn print_log(server: &Server, id: &str, follow: bool) -> anyhow::Result<bool
         if !logs.ok() {
             return Err(anyhow!("{}", logs.message()));
         }
-        print!("{}", logs.body["logsContent"].as_str().unwrap_or_default());
+        let log = logs.body["logsContent"].as_str().unwrap_or_default();
+        print!("{}", for_stdout(log));
         return Ok(true);
     }
     let (tx, rx) = mpsc::channel();
@@ -456,7 +466,7 @@ pub fn print_log(server: &Server, id: &str, follow: bool) -> anyhow::Result<bool
         match msg {
             Streamed::Text(t) => {
                 let mut o = out.lock();
-                let _ = write!(o, "{t}");
+                let _ = write!(o, "{}", for_stdout(&t));
                 if !t.ends_with('\n') {
                     let _ = writeln!(o);
                 }

@@ -91,7 +91,7 @@ fn show(server: &super::Server, id: &str, json: bool) -> anyhow::Result<bool> {
         }
         Some("failed" | "canceled") => {
             for line in progress::failure(v) {
-                println!("{line}");
+                println!("{}", progress::printable(&line));
             }
         }
         _ => {}

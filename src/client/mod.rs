@@ -40,15 +40,16 @@ impl Answer {
         (200..300).contains(&self.status)
     }
 
-    /// kiln's error message (`message`), else the body.
+    /// kiln's error message (`message`), else the body; printable on a terminal.
     pub fn message(&self) -> String {
-        self.body["message"]
+        let text = self.body["message"]
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| match &self.body {
                 Value::String(s) => s.clone(),
                 other => other.to_string(),
-            })
+            });
+        progress::printable(&text)
     }
 }
 

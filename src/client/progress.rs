@@ -4,6 +4,21 @@
 
 use serde_json::Value;
 
+/// Text from the server (a build's output, an error) made safe for a terminal: control
+/// characters but newline and tab — escape sequences that could rewrite the screen or the
+/// terminal's title — become `�`.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c == '\n' || c == '\t' || !(c.is_control()) {
+                c
+            } else {
+                '\u{fffd}'
+            }
+        })
+        .collect()
+}
+
 /// `75_000` ms → `1m15s`.
 pub fn elapsed(ms: i64) -> String {
     let s = ms.max(0) / 1000;
@@ -181,5 +196,9 @@ mod tests {
         let qemu = json!({"image": {"image": "/data/images/b/x.qcow2"}, "details": {}});
         assert_eq!(images(&qemu), ["/data/images/b/x.qcow2"]);
         assert_eq!(tail("a\nb\nc\n", 2), ["b", "c"]);
+        assert_eq!(
+            printable("ok\tline\n\x1b]0;pwned\x07\u{9b}2J\r"),
+            "ok\tline\n\u{fffd}]0;pwned\u{fffd}\u{fffd}2J\u{fffd}"
+        );
     }
 }

@@ -7,6 +7,9 @@
 use std::io::{BufRead, Read};
 
 const MAX_LINE: usize = 1024 * 1024;
+/// An event's data is handed on once this long, even before its end (a server that never ends
+/// an event cannot grow the client without bound).
+const MAX_EVENT: usize = 4 * 1024 * 1024;
 
 /// One event.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -30,6 +33,7 @@ impl<R: BufRead> Events<R> {
         let mut event = Event::default();
         let mut data: Vec<String> = Vec::new();
         let mut seen = false;
+        let mut size = 0;
         loop {
             let mut raw = Vec::new();
             let n = std::io::Read::by_ref(&mut self.reader)
@@ -53,7 +57,13 @@ impl<R: BufRead> Events<R> {
             let value = value.strip_prefix(' ').unwrap_or(value);
             seen = true;
             match field {
-                "data" => data.push(value.to_string()),
+                "data" => {
+                    size += value.len() + 1;
+                    data.push(value.to_string());
+                    if size > MAX_EVENT {
+                        return Ok(Some(finish(event, data)));
+                    }
+                }
                 "event" => event.kind = Some(value.to_string()),
                 "id" => event.id = Some(value.to_string()),
                 _ => {}
