@@ -326,6 +326,36 @@ mod tests {
     }
 
     #[test]
+    fn the_schedule_is_hourly_by_default_at_least_a_minute_and_off_at_zero() {
+        let with = |yaml: &str| {
+            crate::config::load_str(yaml, &|_| None)
+                .unwrap()
+                .settings
+                .retention_interval()
+        };
+        assert_eq!(with("kiln: {}\n"), Some(HOUR));
+        assert_eq!(
+            with("kiln:\n  retention:\n    interval: 1ms\n"),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            with("kiln:\n  retention:\n    interval: 2h\n"),
+            Some(2 * HOUR)
+        );
+        assert_eq!(with("kiln:\n  retention:\n    interval: 0s\n"), None);
+        let s = crate::config::load_str(
+            "kiln:\n  retention:\n    bakes: {maxAge: 90d, maxCount: 10}\n    images: {maxAge: 30d}\n",
+            &|_| None,
+        )
+        .unwrap()
+        .settings;
+        let r = &s.kiln.retention;
+        assert_eq!(r.bakes.max_age.map(|d| d.0), Some(90 * 24 * HOUR));
+        assert_eq!(r.bakes.max_count, Some(10));
+        assert_eq!(r.images.max_age.map(|d| d.0), Some(30 * 24 * HOUR));
+    }
+
+    #[test]
     fn only_plain_ids_are_bake_ids() {
         assert!(is_bake_id("6f1c2a9e-0d1b-4c8e-9a3b-2f7d5e6c8b1a"));
         for bad in ["", "..", "a/b", "a b", ".hidden", &"x".repeat(129)] {

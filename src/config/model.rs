@@ -463,15 +463,15 @@ impl Settings {
         self.kiln.http.max_connections.unwrap_or(1024).max(1)
     }
 
-    /// How often retention runs by itself: `kiln.retention.interval`, default 1h; `None` when
-    /// set to zero.
+    /// How often retention runs by itself: `kiln.retention.interval`, default 1h, at least 1m
+    /// (it walks the data dir and, on Redis, scans the keys); `None` when set to zero.
     pub fn retention_interval(&self) -> Option<Duration> {
         let every = self
             .kiln
             .retention
             .interval
             .map_or(Duration::from_secs(3600), |d| d.0);
-        (!every.is_zero()).then_some(every)
+        (!every.is_zero()).then(|| every.max(Duration::from_secs(60)))
     }
 
     pub fn max_log_bytes(&self) -> u64 {
