@@ -8,7 +8,7 @@
 
 use crate::bake::PhaseTiming;
 use crate::packer::output::{Outcome, human_text, parse_line};
-use crate::packer::timeline::{Timeline, line_time_ms};
+use crate::packer::timeline::{Timeline, line_time_ms, seen_at};
 use crate::store::{BakeStore, StoreResult};
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -146,7 +146,7 @@ impl LogSink {
                 self.outcome.feed(&event);
                 let text = human_text(&event);
                 if let Some(text) = &text {
-                    let at = line_time_ms(raw).unwrap_or_else(super::now_ms);
+                    let at = seen_at(line_time_ms(raw), super::now_ms());
                     self.time(at, text);
                 }
                 text

@@ -127,6 +127,16 @@ impl Timeline {
     }
 }
 
+/// When a line was printed, for a line read at `now_ms`: the time it arrived (ms precision)
+/// while kiln keeps up with Packer; Packer's own timestamp (seconds) when the line is older than
+/// 2 s — kiln catching up after a restart, which would squeeze the phases together.
+pub fn seen_at(packer_ms: Option<i64>, now_ms: i64) -> i64 {
+    match packer_ms {
+        Some(p) if (now_ms - p).abs() > 2_000 => p,
+        _ => now_ms,
+    }
+}
+
 /// The time of a machine-readable line (`<unix seconds>,target,type,…`) in ms.
 pub fn line_time_ms(raw: &str) -> Option<i64> {
     let (secs, _) = raw.split_once(',')?;
@@ -223,6 +233,27 @@ mod tests {
         );
         assert_eq!(p[1].seconds, Some(5.0));
         assert_eq!(p[4].seconds, Some(7.5));
+    }
+
+    #[test]
+    fn live_lines_are_timed_on_arrival_and_late_ones_by_packers_clock() {
+        assert_eq!(
+            seen_at(Some(10_000), 10_750),
+            10_750,
+            "kept up: ms precision"
+        );
+        assert_eq!(seen_at(Some(10_000), 11_900), 11_900);
+        assert_eq!(
+            seen_at(Some(10_000), 60_000),
+            10_000,
+            "catching up: Packer's time"
+        );
+        assert_eq!(
+            seen_at(Some(60_000), 10_000),
+            60_000,
+            "a clock far off: Packer's"
+        );
+        assert_eq!(seen_at(None, 5), 5, "not machine-readable: arrival");
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn kiln_bake_follows_a_real_bake_and_prints_its_ami_with_the_timeline() {
         ["launch", "provision", "stop", "create_image"],
         "{view}"
     );
+    eprintln!("aws timeline on moto: {}", view["timeline"]);
     for p in view["timeline"].as_array().unwrap() {
         assert!(p["seconds"].as_f64().unwrap() >= 0.0, "{p}");
         assert!(p["ended_ms"].as_i64().unwrap() >= p["started_ms"].as_i64().unwrap());
