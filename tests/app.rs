@@ -28,17 +28,30 @@ struct Served {
 }
 
 async fn serve(data: &Path) -> Served {
-    serve_with(data, |store| store).await
+    serve_custom(data, FAILING_PACKER, |store| store).await
+}
+
+/// [`serve`] with another stand-in Packer.
+async fn serve_with(data: &Path, script: &str) -> Served {
+    serve_custom(data, script, |store| store).await
 }
 
 /// [`serve`] on the SQLite store `wrap` decorates.
-async fn serve_with(
+async fn serve_wrapped(
     data: &Path,
+    wrap: impl FnOnce(Arc<dyn BakeStore>) -> Arc<dyn BakeStore>,
+) -> Served {
+    serve_custom(data, FAILING_PACKER, wrap).await
+}
+
+async fn serve_custom(
+    data: &Path,
+    script: &str,
     wrap: impl FnOnce(Arc<dyn BakeStore>) -> Arc<dyn BakeStore>,
 ) -> Served {
     use std::os::unix::fs::PermissionsExt;
     let packer = data.join("stand-in-packer");
-    std::fs::write(&packer, FAILING_PACKER).unwrap();
+    std::fs::write(&packer, script).unwrap();
     std::fs::set_permissions(&packer, std::fs::Permissions::from_mode(0o755)).unwrap();
     let yaml = format!(
         r#"kiln:
@@ -88,6 +101,7 @@ impl Served {
                     .post(&url)
                     .header("content-type", "application/json")
                     .send(b.to_string().as_bytes()),
+                ("POST", None) => agent.post(&url).send_empty(),
                 _ => agent.get(&url).call(),
             }
             .unwrap();
@@ -298,6 +312,14 @@ impl BakeStore for SlowStore {
         self.wait();
         self.inner.older_than(cursor, n)
     }
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        self.wait();
+        self.inner.delete_finished(settled_before_ms, keep)
+    }
 }
 
 /// A slow store holds up the requests that need it, never the others: store calls (and the
@@ -308,7 +330,7 @@ async fn a_slow_store_holds_up_only_the_requests_that_need_it() {
     let delay_ms = Arc::new(AtomicU64::new(0));
     let slow = delay_ms.clone();
     let kiln = Arc::new(
-        serve_with(data.path(), move |inner| {
+        serve_wrapped(data.path(), move |inner| {
             Arc::new(SlowStore {
                 inner,
                 delay_ms: slow,
@@ -596,5 +618,90 @@ async fn the_web_page_and_openapi_are_served_from_the_binary_with_a_strict_polic
     let doc: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/kiln/v1/bakes"]["get"].is_object());
+    kiln.stop().await;
+}
+
+/// A "packer" that launches, then fails the way EC2 refuses an instance over the account's limit.
+const LIMITED_PACKER: &str = "#!/bin/sh\n\
+    t=$(date +%s)\n\
+    echo \"$t,,ui,say,==> amazon-ebs: Launching a source AWS instance...\"\n\
+    echo \"$t,,ui,error,==> amazon-ebs: Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    echo \"$t,amazon-ebs,error,Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    exit 1\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bake_has_its_timeline_and_diagnosis_and_gc_frees_its_leftovers() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve_with(data.path(), LIMITED_PACKER).await;
+    let (status, created) = kiln
+        .call(
+            "POST",
+            "/api/kiln/v1/us-east-1/bakes",
+            Some(json!({"package": "nginx", "base_os": "ubuntu", "cloud_provider_type": "aws"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["bake"]["timeline"], json!([]), "{created}");
+    assert_eq!(created["bake"]["diagnosis"], Value::Null);
+    let id = created["bake"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, v) = kiln
+            .call("GET", &format!("/api/kiln/v1/bakes/{id}"), None)
+            .await;
+        if v["phase"] == "failed" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never settled: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["diagnosis"]["code"], "instance_capacity", "{view}");
+    assert!(
+        view["diagnosis"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("maxConcurrent")
+    );
+    let timeline = view["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1, "{view}");
+    assert_eq!(timeline[0]["phase"], "launch");
+    assert!(timeline[0]["seconds"].as_f64().unwrap() >= 0.0);
+    let (_, logs) = kiln
+        .call("GET", &format!("/api/v1/us-east-1/logs/{id}"), None)
+        .await;
+    let text = logs["logsContent"].as_str().unwrap_or_default();
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kiln: diagnosis [instance_capacity]: "),
+        "{text}"
+    );
+    // The settled bake's run dir is gone; staging a crash left behind goes with `gc`.
+    assert!(!data.path().join("runs").join(&id).exists());
+    let staging = data.path().join("staging").join(&id);
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("x.deb"), vec![0u8; 5000]).unwrap();
+    let (status, gc) = kiln.call("POST", "/api/kiln/v1/gc", None).await;
+    assert_eq!(status, 200, "{gc}");
+    assert_eq!(gc["bytes"], 5000, "{gc}");
+    assert_eq!(gc["removed"][0]["kind"], "staging");
+    assert_eq!(
+        gc["deleted_bakes"],
+        json!([]),
+        "no record rule set: none deleted"
+    );
+    assert!(!staging.exists());
+    let (_, metrics) = kiln.call("GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("kiln_bake_phase_seconds_count{phase=\"launch\",provider=\"aws\"} 1"),
+        "{metrics}"
+    );
+    // The run dir removed at settling counts too.
+    let reclaimed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kiln_retention_reclaimed_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(reclaimed > 5000, "{metrics}");
     kiln.stop().await;
 }

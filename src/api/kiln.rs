@@ -35,7 +35,20 @@ pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
         "updated_ms": r.updated_ms,
         "details": r.details,
         "image": local_image(bakery, r),
+        "timeline": bakery.timeline(r),
+        "diagnosis": r.report.diagnosis,
     })
+}
+
+/// `POST /api/kiln/v1/gc` — runs retention now (`kiln gc`): settled bake records past
+/// `kiln.retention`, local run dirs, staging and qemu images. Answers what it freed.
+pub async fn gc(State(bakery): State<Bakery>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let report = tokio::task::spawn_blocking(move || bakery.gc())
+        .await
+        .map_err(|e| ApiError::internal(path, e))?
+        .map_err(|e| ApiError::from((path, e)))?;
+    Ok(Json(json!(report)))
 }
 
 /// The provider's own view of the bake's image (qemu: the image on this machine: path, size,

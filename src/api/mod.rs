@@ -99,6 +99,7 @@ api_routes! {
     "/metrics" => { get: status::metrics },
     "/api/kiln/v1/{region}/bakes" => { post: kiln::create },
     "/api/kiln/v1/reload" => { post: admin::reload },
+    "/api/kiln/v1/gc" => { post: kiln::gc },
     "/api/kiln/v1/bakes" => { get: list::list },
     "/api/kiln/v1/bakes/{id}" => { get: kiln::bake },
     "/api/kiln/v1/bakes/{id}/logs/stream" => { get: kiln::stream_logs },

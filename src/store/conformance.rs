@@ -57,6 +57,8 @@ macro_rules! store_conformance_tests {
             an_image_maps_back_to_its_bake,
             unbind_only_removes_its_own_binding,
             delete_by_executions_removes_the_bakes_and_returns_the_count,
+            delete_finished_removes_old_settled_bakes_only,
+            a_report_is_stored_with_the_transition,
             unfinished_lists_queued_and_running_bakes_oldest_first,
             list_pages_every_bake_newest_first_with_ties_by_id,
             list_filters_by_phase_package_region_and_provider,
@@ -115,6 +117,7 @@ pub(crate) fn sample_record(id: &str, identity: &str) -> BakeRecord {
         error: None,
         execution_id: Some("exec-1".to_string()),
         instance_id: "kiln-test@localhost".to_string(),
+        report: Default::default(),
     }
 }
 
@@ -317,6 +320,7 @@ pub(crate) fn a_transition_keeps_its_cause_error_and_details(store: Arc<dyn Bake
         cause: Some(Cause::Success),
         details: Some(sample_details("ok")),
         error: None,
+        report: None,
     };
     let ok = store
         .transition("ok", Phase::Succeeded, success, 7)
@@ -328,6 +332,7 @@ pub(crate) fn a_transition_keeps_its_cause_error_and_details(store: Arc<dyn Bake
         cause: Some(Cause::Timeout),
         error: Some("packer ran past its 60m limit".to_string()),
         details: None,
+        report: None,
     };
     let bad = store
         .transition("bad", Phase::Failed, failure, 8)
@@ -443,6 +448,100 @@ pub(crate) fn delete_by_executions_removes_the_bakes_and_returns_the_count(
     assert!(store.get("b1").unwrap().is_some());
     assert!(store.get("c1").unwrap().is_some());
     assert_eq!(store.delete_by_executions(&["e1".to_string()]).unwrap(), 0);
+}
+
+pub(crate) fn delete_finished_removes_old_settled_bakes_only(store: Arc<dyn BakeStore>) {
+    let at = |id: &str, phase: Phase, ms: i64| BakeRecord {
+        phase,
+        created_ms: ms,
+        updated_ms: ms + 5,
+        execution_id: Some("ex".to_string()),
+        provider: if id.starts_with('q') { "qemu" } else { "aws" }.to_string(),
+        ..sample_record(id, &format!("ident-{id}"))
+    };
+    for rec in [
+        at("old", Phase::Succeeded, 100),
+        at("q-old", Phase::Failed, 200),
+        at("running-old", Phase::Running, 50),
+        at("queued-old", Phase::Queued, 60),
+        at("mid", Phase::Canceled, 300),
+        at("new", Phase::Succeeded, 400),
+    ] {
+        created(&*store, &rec);
+    }
+    store.append_log("old", "log of old\n").unwrap();
+    store.map_image("us-east-1", "ami-old", "old").unwrap();
+    assert_eq!(
+        store.delete_finished(None, None).unwrap(),
+        vec![],
+        "no rule, nothing"
+    );
+    // By age: settled before 250 (old at 105, q-old at 205); unfinished ones never.
+    let mut gone = store.delete_finished(Some(250), None).unwrap();
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![
+            ("old".to_string(), "aws".to_string()),
+            ("q-old".to_string(), "qemu".to_string())
+        ]
+    );
+    assert_eq!(store.get("old").unwrap(), None);
+    assert_eq!(store.get_by_identity("ident-old").unwrap(), None);
+    assert_eq!(store.read_log("old").unwrap(), "");
+    assert_eq!(store.bake_for_image("us-east-1", "ami-old").unwrap(), None);
+    for kept in ["running-old", "queued-old", "mid", "new"] {
+        assert!(store.get(kept).unwrap().is_some(), "{kept}");
+    }
+    // By count: keep the newest finished one.
+    assert_eq!(
+        store.delete_finished(None, Some(1)).unwrap(),
+        vec![("mid".to_string(), "aws".to_string())]
+    );
+    assert!(store.get("new").unwrap().is_some());
+    assert_eq!(store.unfinished().unwrap().len(), 2);
+    assert_eq!(
+        store
+            .delete_finished(Some(i64::MAX), Some(0))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.unfinished().unwrap().len(),
+        2,
+        "running and queued stay"
+    );
+}
+
+pub(crate) fn a_report_is_stored_with_the_transition(store: Arc<dyn BakeStore>) {
+    use crate::bake::{BakeReport, Diagnosis, PhaseTiming};
+    created(&*store, &sample_record("r", "ident-r"));
+    let report = BakeReport {
+        timeline: vec![PhaseTiming {
+            phase: "launch".into(),
+            started_ms: 1000,
+            ended_ms: Some(3500),
+            seconds: Some(2.5),
+        }],
+        diagnosis: Some(Diagnosis {
+            code: "ami_not_found".into(),
+            summary: "s".into(),
+            hint: "h".into(),
+        }),
+    };
+    let failed = Transition {
+        cause: Some(Cause::JobFailed),
+        report: Some(report.clone()),
+        ..Transition::default()
+    };
+    let done = store
+        .transition("r", Phase::Failed, failed, 9)
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.report, report);
+    assert_eq!(store.get("r").unwrap().unwrap().report, report);
+    assert!(store.get_by_identity("ident-r").unwrap().unwrap().report == report);
 }
 
 pub(crate) fn unfinished_lists_queued_and_running_bakes_oldest_first(store: Arc<dyn BakeStore>) {

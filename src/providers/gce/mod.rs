@@ -34,6 +34,10 @@ impl Provider for Gce {
         super::prepare::prepare(self, req, ctx)
     }
 
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        crate::builders::packer::timeline::GOOGLECOMPUTE
+    }
+
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = settings.google.defaults().base_images;
         images.into_iter().map(|b| b.base_image).collect()

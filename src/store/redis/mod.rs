@@ -38,6 +38,15 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
+/// `id, phase, created_ms, updated_ms, provider` of a bake hash, as retention reads them.
+type Hmget = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
 /// The Redis engine: a connection pool and the compiled scripts. Cheap to share behind an
 /// `Arc`; every method is one or two round trips.
 pub struct RedisStore {
@@ -245,6 +254,9 @@ impl BakeStore for RedisStore {
         if let Some(d) = &change.details {
             set.push(("details", to_json(id, "details", d)?));
         }
+        if let Some(r) = &change.report {
+            set.push(("report", to_json(id, "report", r)?));
+        }
         let h: Vec<String> = self.pool.run("failed to update bake", |c| {
             let mut inv = self.scripts.transition.prepare_invoke();
             inv.key(key("bake", id))
@@ -344,6 +356,78 @@ impl BakeStore for RedisStore {
             inv.invoke(c)
         })?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    /// Finished bakes are found with `SCAN` (no index of them is kept: this runs when retention
+    /// does, not per request), chosen here, and deleted by a script that deletes only bakes
+    /// still finished — which, once finished, they stay.
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        const WHAT: &str = "failed to delete old bakes";
+        let pattern = format!("{PREFIX}bake:*");
+        let keys: Vec<String> = self.pool.run(WHAT, |c| {
+            let iter = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter::<String>(c)?;
+            iter.collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut candidates = Vec::new();
+        for chunk in keys.chunks(500) {
+            let fields: Vec<Hmget> = self.pool.run(WHAT, |c| {
+                let mut pipe = redis::pipe();
+                for k in chunk {
+                    pipe.cmd("HMGET").arg(k).arg(&[
+                        "id",
+                        "phase",
+                        "created_ms",
+                        "updated_ms",
+                        "provider",
+                    ]);
+                }
+                pipe.query(c)
+            })?;
+            for (id, phase, created, updated, provider) in fields {
+                let finished = phase
+                    .and_then(|p| p.parse::<Phase>().ok())
+                    .is_some_and(Phase::is_finished);
+                if let (true, Some(id), Some(created), Some(updated)) =
+                    (finished, id, created, updated)
+                {
+                    candidates.push(super::Settled {
+                        id,
+                        provider: provider.unwrap_or_default(),
+                        created_ms: created,
+                        updated_ms: updated,
+                    });
+                }
+            }
+        }
+        let chosen = super::too_old(candidates, settled_before_ms, keep);
+        let mut deleted = Vec::new();
+        for chunk in chosen.chunks(200) {
+            let ids: Vec<String> = self.pool.run(WHAT, |c| {
+                let mut inv = self.scripts.delete_finished.prepare_invoke();
+                for s in chunk {
+                    inv.arg(&s.id);
+                }
+                inv.invoke(c)
+            })?;
+            deleted.extend(
+                chunk
+                    .iter()
+                    .filter(|s| ids.contains(&s.id))
+                    .map(|s| (s.id.clone(), s.provider.clone())),
+            );
+        }
+        Ok(deleted)
     }
 
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>> {

@@ -26,6 +26,7 @@ pub(super) struct Scripts {
     pub older_than: Script,
     pub instances: Script,
     pub claim_orphans: Script,
+    pub delete_finished: Script,
 }
 
 impl Scripts {
@@ -42,6 +43,7 @@ impl Scripts {
             older_than: lua(OLDER_THAN),
             instances: lua(INSTANCES),
             claim_orphans: lua(CLAIM_ORPHANS),
+            delete_finished: lua(DELETE_FINISHED),
         }
     }
 }
@@ -168,6 +170,30 @@ for _, set in ipairs(KEYS) do
   redis.call('DEL', set)
 end
 return n
+";
+
+/// ARGV: bake ids. Deletes those that are finished (a finished bake never changes phase again),
+/// with their bindings, logs, images and execution membership; returns the deleted ids.
+const DELETE_FINISHED: &str = r"
+local out = {}
+for _, id in ipairs(ARGV) do
+  local h = P .. 'bake:' .. id
+  local f = redis.call('HMGET', h, 'phase', 'identity', 'execution_id')
+  if f[1] and FINISHED[f[1]] then
+    local k = P .. 'identity:' .. f[2]
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+    if f[3] then redis.call('SREM', P .. 'execution:' .. f[3], id) end
+    local imgs = P .. 'bake-images:' .. id
+    for _, m in ipairs(redis.call('SMEMBERS', imgs)) do
+      local pair = cjson.decode(m)
+      local ik = P .. 'images:' .. pair[1]
+      if redis.call('HGET', ik, pair[2]) == id then redis.call('HDEL', ik, pair[2]) end
+    end
+    redis.call('DEL', imgs, P .. 'log:' .. id, h)
+    out[#out + 1] = id
+  end
+end
+return out
 ";
 
 /// KEYS: unfinished. Returns each unfinished bake's hash, oldest first.
