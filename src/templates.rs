@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Files kiln ships, with their contents, compiled into the binary.
-pub const SHIPPED: [(&str, &str); 6] = [
+pub const SHIPPED: &[(&str, &str)] = &[
     (
         "aws-ebs.json",
         include_str!("../config/packer/aws-ebs.json"),
@@ -38,6 +38,14 @@ pub const SHIPPED: [(&str, &str); 6] = [
         include_str!("../config/packer/aws-multi-chroot.json"),
     ),
     ("qemu.json", include_str!("../config/packer/qemu.json")),
+    (
+        "alicloud.json",
+        include_str!("../config/packer/alicloud.json"),
+    ),
+    (
+        "alicloud-multi.json",
+        include_str!("../config/packer/alicloud-multi.json"),
+    ),
     (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),
@@ -64,7 +72,7 @@ fn install_shipped(dir: &Path) -> anyhow::Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    for (name, content) in SHIPPED {
+    for &(name, content) in SHIPPED {
         let target = dir.join(name);
         let current = std::fs::read(&target).ok().map(|b| sha256_hex(&b));
         let ours = current.is_none() || current == manifest.get(name).cloned();

@@ -27,6 +27,11 @@ pub struct Settings {
     pub aws: AwsSettings,
     /// kiln: local images baked with Packer's qemu builder.
     pub qemu: QemuSettings,
+    /// Alibaba Cloud, Tencent Cloud, Huawei Cloud and Oracle Cloud (see `config::clouds`).
+    pub alicloud: super::AlicloudSettings,
+    pub tencentcloud: super::TencentcloudSettings,
+    pub huaweicloud: super::HuaweicloudSettings,
+    pub oracle: super::OracleSettings,
     pub redis: RedisSettings,
     pub kiln: KilnSettings,
     /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
@@ -474,7 +479,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Spring binds any scalar to a String field; so does kiln (`spotPrice: 0` is the string "0").
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_norway::Value>::deserialize(d)?;
     match v {
         None | Some(serde_norway::Value::Null) => Ok(None),
@@ -487,7 +492,7 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     }
 }
 
-fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(lenient_string(d)?.unwrap_or_default())
 }
 

@@ -9,6 +9,7 @@
 //! Invariant: every final Packer variable has passed [`checks`]; nothing outside this module
 //! branches on a provider's name.
 
+mod alicloud;
 mod aws;
 mod checks;
 mod identity;
@@ -18,7 +19,10 @@ mod prepare;
 mod provider;
 mod qemu;
 mod recipe;
+mod regional;
 pub mod registry;
+#[cfg(test)]
+mod spec_support;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

@@ -94,7 +94,7 @@ pub fn prepare<H: BakeHandler>(
     )?;
 
     let (timeout, idle_timeout) = limits(req, &base.image, ctx.settings)?;
-    let key = rosco_key(req, H::NAME, ctx.region, &base.vm_type);
+    let key = rosco_key(req, H::NAME, handler.key_tail(req, ctx, &base.vm_type));
     let run_as_root = ctx
         .settings
         .templates_needing_root()
@@ -199,8 +199,9 @@ fn split_secrets(vars: Vars, masked: &[String]) -> (Vars, Vars) {
     vars.into_iter().partition(|(k, _)| !masked.contains(k))
 }
 
-/// Rosco's bake key (`bake:aws:<os>:…:<region>:<vm>:enhancedNW…`), kept for `DELETE` and display.
-fn rosco_key(req: &BakeRequest, provider: &str, region: &str, vm_type: &str) -> String {
+/// Rosco's bake key (`bake:aws:<os>:…:<region>:<vm>:enhancedNW…`; the provider says how it ends),
+/// kept for `DELETE` and display.
+fn rosco_key(req: &BakeRequest, provider: &str, tail: Vec<String>) -> String {
     let mut parts: Vec<String> = vec!["bake".into(), provider.into()];
     for f in [
         &req.base_os,
@@ -221,12 +222,7 @@ fn rosco_key(req: &BakeRequest, provider: &str, region: &str, vm_type: &str) -> 
             .collect();
         parts.push(refs.join("|"));
     }
-    let nw = if req.enhanced_networking == Some(true) {
-        "enhancedNWEnabled"
-    } else {
-        "enhancedNWDisabled"
-    };
-    parts.extend([region.to_string(), vm_type.to_string(), nw.to_string()]);
+    parts.extend(tail);
     parts.join(":")
 }
 

@@ -94,11 +94,25 @@ pub trait BakeHandler: Sync {
     fn credentials(&self, _settings: &Settings) -> Vars {
         Vec::new()
     }
+
+    /// The end of Rosco's bake key (its `produceProviderSpecificBakeKeyComponent` and what
+    /// follows): AWS's region, vm type and enhanced networking unless the provider says
+    /// otherwise.
+    fn key_tail(&self, req: &BakeRequest, ctx: &RecipeContext, vm_type: &str) -> Vec<String> {
+        let nw = if req.enhanced_networking == Some(true) {
+            "enhancedNWEnabled"
+        } else {
+            "enhancedNWDisabled"
+        };
+        vec![ctx.region.to_string(), vm_type.to_string(), nw.to_string()]
+    }
 }
 
 /// Where a run's hooks work.
 pub struct RunContext<'a> {
     pub data_dir: &'a Path,
+    /// The Packer executable (`kiln.packerPath`).
+    pub packer: &'a Path,
     pub record: &'a BakeRecord,
 }
 

@@ -1,5 +1,6 @@
 //! Every provider kiln has, in one place. A new cloud is one module and one line here.
 
+use super::alicloud::Alicloud;
 use super::aws::Aws;
 use super::provider::Provider;
 use super::qemu::Qemu;
@@ -7,7 +8,7 @@ use super::recipe::{BakeError, Prepared, RecipeContext};
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 2] = [&Aws, &Qemu];
+static PROVIDERS: [&dyn Provider; 3] = [&Aws, &Qemu, &Alicloud];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

@@ -81,7 +81,34 @@ for t in "$shipped"/aws-chroot.json "$shipped"/aws-multi-chroot.json; do
   check "ena" ok "$t" "${base[@]}" -var aws_ena_support=true
 done
 
+# Alibaba Cloud: what kiln passes (Rosco's names); the keys only ever in the environment.
+ali=(
+  -var alicloud_region=cn-hangzhou -var alicloud_instance_type=ecs.c5.large
+  -var alicloud_source_image=ubuntu_16_04_64_20G_alibase_20190620.vhd
+  -var alicloud_target_image=kiln-validate-all-1700000000000-ubuntu -var alicloud_ssh_username=root
+  -var alicloud_vswitch_id=vsw-0123 -var alicloud_vpc_id=vpc-0123
+  -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1 -var build_host=https://ci.example.com/
+  -var build_info_url=https://ci.example.com/job/1/ -var package_type=deb
+  -var 'packages=kiln-validate=1.0.0-h1 nginx' -var upgrade=true -var "configDir=$shipped"
+)
+ali_minimal=(
+  -var alicloud_region=cn-hangzhou -var alicloud_instance_type=ecs.c5.large
+  -var alicloud_source_image=m-0123 -var alicloud_target_image=kiln-minimal
+  -var alicloud_ssh_username=root -var "configDir=$shipped"
+)
+for t in "$shipped"/alicloud.json "$shipped"/alicloud-multi.json; do
+  ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "kiln vars" ok "$t" "${ali[@]}"
+  ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "defaults only" ok "$t" "${ali_minimal[@]}"
+done
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "share_with + copy_to" ok \
+  "$shipped/alicloud-multi.json" "${ali[@]}" "${multi[@]}"
+
 # The checks above prove nothing if validate passed everything: these must fail.
+# The keys reach the builder through the environment only: without them it refuses.
+unset ALICLOUD_ACCESS_KEY ALICLOUD_SECRET_KEY
+check "alicloud without keys in the environment" fail "$shipped/alicloud.json" "${ali[@]}"
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud missing alicloud_target_image" fail "$shipped/alicloud.json" \
+  -var alicloud_region=cn-hangzhou -var "configDir=$shipped"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \

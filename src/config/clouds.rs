@@ -1,0 +1,205 @@
+//! The settings of Alibaba Cloud, Tencent Cloud, Huawei Cloud and Oracle Cloud, with Rosco's keys
+//! (`alicloud.bakeryDefaults.*`, `tencentcloud.…`, `huaweicloud.…`, `oracle.bakeryDefaults.*`
+//! and `oracle.accounts`). Credentials are [`Secret`]s: they print as `******`.
+
+use super::model::{BaseImage, Secret, lenient_string, lenient_string_req};
+use serde::{Deserialize, Serialize};
+
+/// A base image and its settings per region (Rosco's `…OperatingSystemVirtualizationSettings`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RegionalBaseImage<V> {
+    pub base_image: BaseImage,
+    pub virtualization_settings: Vec<V>,
+}
+
+/// `alicloud`: Rosco's `RoscoAliCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: AlicloudBakeryDefaults,
+    /// Clouddriver's accounts, when the file is shared with it: accepted, not read.
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_access_key: Option<String>,
+    pub alicloud_secret_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_v_switch_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_vpc_id: Option<String>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<RegionalBaseImage<AlicloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `tencentcloud`: Rosco's `RoscoTencentCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: TencentcloudBakeryDefaults,
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub secret_id: Option<String>,
+    pub secret_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub vpc_id: Option<String>,
+    pub associate_public_ip_address: Option<bool>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<RegionalBaseImage<TencentcloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub zone: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image_id: Option<String>,
+    /// In Rosco's settings class, read by nothing.
+    #[serde(deserialize_with = "lenient_string")]
+    pub image_name: Option<String>,
+    /// Rosco's shipped `rosco.yml` spells it `sshUsername` (Spring binds either).
+    #[serde(deserialize_with = "lenient_string", alias = "sshUsername")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `huaweicloud`: Rosco's `RoscoHuaweiCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: HuaweicloudBakeryDefaults,
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub auth_url: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub project_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub domain_name: Option<String>,
+    pub insecure: Option<bool>,
+    pub template_file: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub vpc_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub security_group: Option<String>,
+    pub eip_bandwidth_size: Option<i64>,
+    pub base_images: Vec<RegionalBaseImage<HuaweicloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub eip_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `oracle`: Rosco's `OracleBakeryDefaults` and `OracleConfigurationProperties` (the accounts
+/// Halyard writes beside them).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleSettings {
+    pub enabled: bool,
+    pub bakery_defaults: OracleBakeryDefaults,
+    pub accounts: Vec<OracleAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub availability_domain: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_shape: Option<String>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<OracleBaseImage>,
+}
+
+/// Oracle's one settings block per base image (not a list per region: the region is the
+/// account's).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleBaseImage {
+    pub base_image: BaseImage,
+    pub virtualization_settings: OracleVirtualizationSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub base_image_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// Rosco's `ManagedOracleAccount`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleAccount {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub compartment_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub fingerprint: Option<String>,
+    /// The API signing key's file (Packer's `key_file`), on kiln's machine.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_private_key_file_path: Option<String>,
+    pub private_key_passphrase: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub tenancy_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub region: Option<String>,
+}
