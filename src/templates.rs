@@ -47,6 +47,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../config/packer/alicloud-multi.json"),
     ),
     (
+        "tencentcloud.json",
+        include_str!("../config/packer/tencentcloud.json"),
+    ),
+    (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),
     ),

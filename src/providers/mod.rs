@@ -23,6 +23,7 @@ mod regional;
 pub mod registry;
 #[cfg(test)]
 mod spec_support;
+mod tencentcloud;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

@@ -5,10 +5,11 @@ use super::aws::Aws;
 use super::provider::Provider;
 use super::qemu::Qemu;
 use super::recipe::{BakeError, Prepared, RecipeContext};
+use super::tencentcloud::Tencentcloud;
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 3] = [&Aws, &Qemu, &Alicloud];
+static PROVIDERS: [&dyn Provider; 4] = [&Aws, &Qemu, &Alicloud, &Tencentcloud];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

@@ -103,12 +103,38 @@ done
 ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "share_with + copy_to" ok \
   "$shipped/alicloud-multi.json" "${ali[@]}" "${multi[@]}"
 
+# Tencent Cloud: what kiln passes; the secret id and key only ever in the environment.
+tc=(
+  -var tencentcloud_region=ap-guangzhou -var tencentcloud_zone=ap-guangzhou-3
+  -var tencentcloud_instance_type=S3.SMALL1 -var tencentcloud_source_image_id=img-pyqx34y1
+  -var tencentcloud_target_image=kiln-validate-all-1700000000000-ubuntu
+  -var tencentcloud_ssh_username=ubuntu -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var build_host=https://ci.example.com/ -var package_type=deb
+  -var 'packages=kiln-validate=1.0.0-h1 nginx' -var upgrade=true -var "configDir=$shipped"
+)
+tc_network=(
+  -var tencentcloud_vpc_id=vpc-0123 -var tencentcloud_subnet_id=subnet-0123
+  -var tencentcloud_associate_public_ip_address=false
+)
+tc_keys() { TENCENTCLOUD_SECRET_ID=validate TENCENTCLOUD_SECRET_KEY=validate check "$@"; }
+tc_keys "kiln vars" ok "$shipped/tencentcloud.json" "${tc[@]}"
+tc_keys "vpc, subnet, no public ip" ok "$shipped/tencentcloud.json" "${tc[@]}" "${tc_network[@]}"
+tc_keys "a 60-character image name (kiln's limit)" ok "$shipped/tencentcloud.json" "${tc[@]}" \
+  -var "tencentcloud_target_image=$(printf 'k%.0s' {1..60})"
+
 # The checks above prove nothing if validate passed everything: these must fail.
 # The keys reach the builder through the environment only: without them it refuses.
 unset ALICLOUD_ACCESS_KEY ALICLOUD_SECRET_KEY
 check "alicloud without keys in the environment" fail "$shipped/alicloud.json" "${ali[@]}"
 ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud missing alicloud_target_image" fail "$shipped/alicloud.json" \
   -var alicloud_region=cn-hangzhou -var "configDir=$shipped"
+check "tencentcloud without keys in the environment" fail "$shipped/tencentcloud.json" "${tc[@]}"
+tc_keys "a 61-character tencentcloud image name" fail "$shipped/tencentcloud.json" "${tc[@]}" \
+  -var "tencentcloud_target_image=$(printf 'k%.0s' {1..61})"
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image name with a space" fail \
+  "$shipped/alicloud.json" "${ali[@]}" -var 'alicloud_target_image=kato app'
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image name of 129 characters" fail \
+  "$shipped/alicloud.json" "${ali[@]}" -var "alicloud_target_image=$(printf 'k%.0s' {1..129})"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \
