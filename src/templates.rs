@@ -51,6 +51,10 @@ pub const SHIPPED: &[(&str, &str)] = &[
         include_str!("../config/packer/tencentcloud.json"),
     ),
     (
+        "huaweicloud.json",
+        include_str!("../config/packer/huaweicloud.json"),
+    ),
+    (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),
     ),

@@ -12,6 +12,7 @@
 mod alicloud;
 mod aws;
 mod checks;
+mod huaweicloud;
 mod identity;
 mod limits;
 mod paths;

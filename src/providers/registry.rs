@@ -2,6 +2,7 @@
 
 use super::alicloud::Alicloud;
 use super::aws::Aws;
+use super::huaweicloud::Huaweicloud;
 use super::provider::Provider;
 use super::qemu::Qemu;
 use super::recipe::{BakeError, Prepared, RecipeContext};
@@ -9,7 +10,7 @@ use super::tencentcloud::Tencentcloud;
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 4] = [&Aws, &Qemu, &Alicloud, &Tencentcloud];
+static PROVIDERS: [&dyn Provider; 5] = [&Aws, &Qemu, &Alicloud, &Tencentcloud, &Huaweicloud];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

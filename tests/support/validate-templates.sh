@@ -122,6 +122,26 @@ tc_keys "vpc, subnet, no public ip" ok "$shipped/tencentcloud.json" "${tc[@]}" "
 tc_keys "a 60-character image name (kiln's limit)" ok "$shipped/tencentcloud.json" "${tc[@]}" \
   -var "tencentcloud_target_image=$(printf 'k%.0s' {1..60})"
 
+# Huawei Cloud: Packer 1.6.6 has no huaweicloud-ecs builder (it is in Huawei's plugin), so the
+# template's syntax is checked, and its variables and provisioner with the builder swapped for
+# Packer's null builder (jq), with what kiln passes.
+hw=(
+  -var huaweicloud_region=cn-north-4 -var huaweicloud_image_name=kiln-validate-all-1700000000000-ubuntu
+  -var huaweicloud_eip_type=5_bgp -var huaweicloud_ssh_username=root
+  -var huaweicloud_instance_type=s3.small.1 -var huaweicloud_source_image_id=f1dd2272-7041-479e-9663-646632b6ac00
+  -var huaweicloud_auth_url=https://iam.example.com/v3 -var huaweicloud_username=baker
+  -var huaweicloud_project_name=cn-north-4 -var huaweicloud_domain_name=example
+  -var huaweicloud_insecure=false -var huaweicloud_vpc_id=vpc-0123 -var huaweicloud_subnet_id=subnet-0123
+  -var huaweicloud_security_group=sg-0123 -var huaweicloud_eip_bandwidth_size=2
+  -var build_info_url=https://ci.example.com/job/1/ -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+)
+check "syntax" ok "$shipped/huaweicloud.json" -syntax-only
+jq '.builders = [{"type": "null", "communicator": "none"}]' "$shipped/huaweicloud.json" \
+  > "$scratch/huaweicloud-null.json"
+HUAWEICLOUD_PASSWORD=validate check "variables and provisioner (null builder)" ok \
+  "$scratch/huaweicloud-null.json" "${hw[@]}"
+
 # The checks above prove nothing if validate passed everything: these must fail.
 # The keys reach the builder through the environment only: without them it refuses.
 unset ALICLOUD_ACCESS_KEY ALICLOUD_SECRET_KEY
@@ -135,6 +155,8 @@ ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image 
   "$shipped/alicloud.json" "${ali[@]}" -var 'alicloud_target_image=kato app'
 ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image name of 129 characters" fail \
   "$shipped/alicloud.json" "${ali[@]}" -var "alicloud_target_image=$(printf 'k%.0s' {1..129})"
+# Packer 1.6.6 itself: kiln's probe (providers::huaweicloud::plugin) relies on this answer.
+check "huaweicloud-ecs unknown to this Packer" fail "$shipped/huaweicloud.json" "${hw[@]}"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \
