@@ -54,6 +54,7 @@ pub const SHIPPED: &[(&str, &str)] = &[
         "huaweicloud.json",
         include_str!("../config/packer/huaweicloud.json"),
     ),
+    ("oci.json", include_str!("../config/packer/oci.json")),
     (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),

@@ -15,6 +15,7 @@ mod checks;
 mod huaweicloud;
 mod identity;
 mod limits;
+mod oracle;
 mod paths;
 mod prepare;
 mod provider;

@@ -84,7 +84,7 @@ pub fn prepare<H: BakeHandler>(
         .map(|n| resolve_in_config_dir(ctx.config_dir, n, "var file"))
         .transpose()
         .map_err(BakeError::Invalid)?;
-    let env = handler.credentials(ctx.settings);
+    let env = handler.credentials_for(&base, ctx.settings);
     checks::check_command_line(
         &variables,
         &env,

@@ -95,6 +95,12 @@ pub trait BakeHandler: Sync {
         Vec::new()
     }
 
+    /// Credentials for the bake `base` selected (a provider whose credentials depend on the
+    /// request's account); the bakery's [`BakeHandler::credentials`] unless overridden.
+    fn credentials_for(&self, _base: &Selected<Self::Own>, settings: &Settings) -> Vars {
+        self.credentials(settings)
+    }
+
     /// The end of Rosco's bake key (its `produceProviderSpecificBakeKeyComponent` and what
     /// follows): AWS's region, vm type and enhanced networking unless the provider says
     /// otherwise.

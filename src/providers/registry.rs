@@ -3,6 +3,7 @@
 use super::alicloud::Alicloud;
 use super::aws::Aws;
 use super::huaweicloud::Huaweicloud;
+use super::oracle::Oracle;
 use super::provider::Provider;
 use super::qemu::Qemu;
 use super::recipe::{BakeError, Prepared, RecipeContext};
@@ -10,7 +11,8 @@ use super::tencentcloud::Tencentcloud;
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 5] = [&Aws, &Qemu, &Alicloud, &Tencentcloud, &Huaweicloud];
+static PROVIDERS: [&dyn Provider; 6] =
+    [&Aws, &Qemu, &Alicloud, &Tencentcloud, &Huaweicloud, &Oracle];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

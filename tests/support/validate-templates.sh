@@ -18,6 +18,9 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 # ssh_private_key_file must name a readable key at validate time.
 ssh-keygen -q -t ed25519 -N '' -f "$scratch/id_kiln" > /dev/null
+# oracle-oci reads its API signing key (PEM RSA) at validate time; one with a passphrase too.
+ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f "$scratch/oci_api_key" > /dev/null
+ssh-keygen -q -t rsa -b 2048 -m PEM -N 'kiln-validate' -f "$scratch/oci_api_key_locked" > /dev/null
 
 # What kiln passes for a typical AWS deb bake (Rosco's names), plus kiln's own additions.
 base=(
@@ -142,6 +145,22 @@ jq '.builders = [{"type": "null", "communicator": "none"}]' "$shipped/huaweiclou
 HUAWEICLOUD_PASSWORD=validate check "variables and provisioner (null builder)" ok \
   "$scratch/huaweicloud-null.json" "${hw[@]}"
 
+# Oracle Cloud: what kiln passes; the key's passphrase only ever in the environment
+# (validate decrypts the key, offline, so a wrong or missing passphrase fails).
+oci=(
+  -var oracle_availability_domain=lrFb:US-ASHBURN-AD-1 -var oracle_region=us-ashburn-1
+  -var oracle_base_image_id=ocid1.image.oc1.iad.ubuntu -var oracle_compartment_id=ocid1.compartment.oc1..c
+  -var oracle_image_name=kiln-validate-all-1700000000000-ubuntu -var oracle_instance_shape=VM.Standard2.1
+  -var oracle_ssh_user_name=ubuntu -var oracle_subnet_id=ocid1.subnet.oc1.iad.s
+  -var oracle_tenancy_id=ocid1.tenancy.oc1..t -var oracle_user_id=ocid1.user.oc1..u
+  -var oracle_fingerprint=12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0
+  -var build_info_url=https://ci.example.com/job/1/ -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+)
+check "kiln vars" ok "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key"
+OCI_KEY_PASSPHRASE=kiln-validate check "a locked key, its passphrase in the environment" ok \
+  "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
+
 # The checks above prove nothing if validate passed everything: these must fail.
 # The keys reach the builder through the environment only: without them it refuses.
 unset ALICLOUD_ACCESS_KEY ALICLOUD_SECRET_KEY
@@ -157,6 +176,10 @@ ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image 
   "$shipped/alicloud.json" "${ali[@]}" -var "alicloud_target_image=$(printf 'k%.0s' {1..129})"
 # Packer 1.6.6 itself: kiln's probe (providers::huaweicloud::plugin) relies on this answer.
 check "huaweicloud-ecs unknown to this Packer" fail "$shipped/huaweicloud.json" "${hw[@]}"
+check "oracle locked key without its passphrase" fail "$shipped/oci.json" "${oci[@]}" \
+  -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
+OCI_KEY_PASSPHRASE=wrong-one check "oracle locked key, wrong passphrase" fail "$shipped/oci.json" \
+  "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \
