@@ -4,6 +4,9 @@
 
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
+use super::clouds::{
+    self, AlicloudEdit, CloudCommand, HuaweicloudEdit, OracleEdit, TencentcloudEdit,
+};
 use super::deploy::{self, ApplyArgs};
 use super::validate;
 
@@ -25,6 +28,18 @@ pub enum ProviderCommand {
     /// Amazon Web Services.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// Alibaba Cloud.
+    #[command(subcommand)]
+    Alicloud(CloudCommand<AlicloudEdit>),
+    /// Tencent Cloud.
+    #[command(subcommand)]
+    Tencentcloud(CloudCommand<TencentcloudEdit>),
+    /// Huawei Cloud.
+    #[command(subcommand)]
+    Huaweicloud(CloudCommand<HuaweicloudEdit>),
+    /// Oracle Cloud.
+    #[command(subcommand)]
+    Oracle(CloudCommand<OracleEdit>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +75,18 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             BakeryCommand::Show => bakery::show(config).map(|()| true),
             BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
         },
+        ConfigCommand::Provider(ProviderCommand::Alicloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Tencentcloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Huaweicloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Oracle(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
     };
     exit(result)
 }

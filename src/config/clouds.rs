@@ -3,7 +3,15 @@
 //! and `oracle.accounts`). Credentials are [`Secret`]s: they print as `******`.
 
 use super::model::{BaseImage, Secret, lenient_string, lenient_string_req};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret shows as `******` wherever settings are serialized (the admin CLI's `bakery show`):
+/// no serialized view of the settings ever holds one.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("******")
+    }
+}
 
 /// A base image and its settings per region (Rosco's `…OperatingSystemVirtualizationSettings`).
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -14,7 +22,7 @@ pub struct RegionalBaseImage<V> {
 }
 
 /// `alicloud`: Rosco's `RoscoAliCloudConfiguration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AlicloudSettings {
     pub enabled: bool,
@@ -23,7 +31,7 @@ pub struct AlicloudSettings {
     pub accounts: Option<serde_norway::Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct AlicloudBakeryDefaults {
     #[serde(deserialize_with = "lenient_string")]
@@ -51,7 +59,7 @@ pub struct AlicloudVirtualizationSettings {
 }
 
 /// `tencentcloud`: Rosco's `RoscoTencentCloudConfiguration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TencentcloudSettings {
     pub enabled: bool,
@@ -59,7 +67,7 @@ pub struct TencentcloudSettings {
     pub accounts: Option<serde_norway::Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct TencentcloudBakeryDefaults {
     #[serde(deserialize_with = "lenient_string")]
@@ -94,7 +102,7 @@ pub struct TencentcloudVirtualizationSettings {
 }
 
 /// `huaweicloud`: Rosco's `RoscoHuaweiCloudConfiguration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct HuaweicloudSettings {
     pub enabled: bool,
@@ -102,7 +110,7 @@ pub struct HuaweicloudSettings {
     pub accounts: Option<serde_norway::Value>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct HuaweicloudBakeryDefaults {
     #[serde(deserialize_with = "lenient_string")]
@@ -143,7 +151,7 @@ pub struct HuaweicloudVirtualizationSettings {
 
 /// `oracle`: Rosco's `OracleBakeryDefaults` and `OracleConfigurationProperties` (the accounts
 /// Halyard writes beside them).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OracleSettings {
     pub enabled: bool,
@@ -151,7 +159,7 @@ pub struct OracleSettings {
     pub accounts: Vec<OracleAccount>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OracleBakeryDefaults {
     #[serde(deserialize_with = "lenient_string")]
@@ -183,7 +191,7 @@ pub struct OracleVirtualizationSettings {
 }
 
 /// Rosco's `ManagedOracleAccount`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct OracleAccount {
     #[serde(deserialize_with = "lenient_string_req")]

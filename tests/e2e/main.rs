@@ -8,6 +8,7 @@ mod admin_reload;
 mod api;
 mod aws;
 mod clouds;
+mod clouds_admin;
 mod ec2_client;
 mod error_chains;
 #[cfg(feature = "redis")]
