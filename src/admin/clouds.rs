@@ -8,6 +8,7 @@ use super::file::{ConfigFile, report, require_config};
 use super::secret;
 use super::view;
 use super::yaml::{self, Changes};
+use crate::config::{RegionalBaseImage, Settings};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_norway::{Mapping, Value};
@@ -21,28 +22,87 @@ pub struct Cloud {
     pub settings_keys: &'static [&'static str],
     /// Whether settings are a list per region (Oracle has one block per base image).
     pub per_region: bool,
+    /// `enabled` and the bakery defaults, secrets masked (for `show`).
+    pub view: fn(&Settings) -> serde_json::Result<(bool, serde_json::Value)>,
+    /// One line per base image (for `list`).
+    pub images: fn(&Settings) -> Vec<String>,
 }
 
 pub const ALICLOUD: Cloud = Cloud {
     name: "alicloud",
     settings_keys: &["instanceType", "sourceImage", "sshUserName"],
     per_region: true,
+    view: |s| {
+        Ok((
+            s.alicloud.enabled,
+            serde_json::to_value(&s.alicloud.bakery_defaults)?,
+        ))
+    },
+    images: |s| regional(&s.alicloud.bakery_defaults.base_images, |v| &v.region),
 };
 pub const TENCENTCLOUD: Cloud = Cloud {
     name: "tencentcloud",
     settings_keys: &["zone", "instanceType", "sourceImageId", "sshUserName"],
     per_region: true,
+    view: |s| {
+        Ok((
+            s.tencentcloud.enabled,
+            serde_json::to_value(&s.tencentcloud.bakery_defaults)?,
+        ))
+    },
+    images: |s| regional(&s.tencentcloud.bakery_defaults.base_images, |v| &v.region),
 };
 pub const HUAWEICLOUD: Cloud = Cloud {
     name: "huaweicloud",
     settings_keys: &["eipType", "instanceType", "sourceImageId", "sshUserName"],
     per_region: true,
+    view: |s| {
+        Ok((
+            s.huaweicloud.enabled,
+            serde_json::to_value(&s.huaweicloud.bakery_defaults)?,
+        ))
+    },
+    images: |s| regional(&s.huaweicloud.bakery_defaults.base_images, |v| &v.region),
 };
 pub const ORACLE: Cloud = Cloud {
     name: "oracle",
     settings_keys: &["baseImageId", "sshUserName"],
     per_region: false,
+    view: |s| {
+        Ok((
+            s.oracle.enabled,
+            serde_json::to_value(&s.oracle.bakery_defaults)?,
+        ))
+    },
+    images: |s| {
+        let images = &s.oracle.bakery_defaults.base_images;
+        images
+            .iter()
+            .map(|b| {
+                let id = b.virtualization_settings.base_image_id.as_deref();
+                format!("{}: {}", b.base_image.id, id.unwrap_or("(no baseImageId)"))
+            })
+            .collect()
+    },
 };
+
+/// `id: region, …` per base image.
+fn regional<V>(images: &[RegionalBaseImage<V>], region: fn(&V) -> &String) -> Vec<String> {
+    images
+        .iter()
+        .map(|b| {
+            let regions: Vec<&str> = b
+                .virtualization_settings
+                .iter()
+                .map(|v| region(v).as_str())
+                .collect();
+            match regions.is_empty() {
+                true => format!("{}: (no regions)", b.base_image.id),
+                false => format!("{}: {}", b.base_image.id, regions.join(", ")),
+            }
+        })
+        .collect()
+}
 
 /// One cloud's commands; `E` is its `bakery edit` flags.
 #[derive(Debug, Subcommand)]
@@ -347,25 +407,7 @@ fn show(config: Option<&Path>, cloud: &Cloud) -> anyhow::Result<()> {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
-    let s = &loaded.settings;
-    let (enabled, defaults) = match cloud.name {
-        "alicloud" => (
-            s.alicloud.enabled,
-            serde_json::to_value(&s.alicloud.bakery_defaults)?,
-        ),
-        "tencentcloud" => (
-            s.tencentcloud.enabled,
-            serde_json::to_value(&s.tencentcloud.bakery_defaults)?,
-        ),
-        "huaweicloud" => (
-            s.huaweicloud.enabled,
-            serde_json::to_value(&s.huaweicloud.bakery_defaults)?,
-        ),
-        _ => (
-            s.oracle.enabled,
-            serde_json::to_value(&s.oracle.bakery_defaults)?,
-        ),
-    };
+    let (enabled, defaults) = (cloud.view)(&loaded.settings)?;
     let shown = serde_json::json!({ cloud.name: {"enabled": enabled, "bakeryDefaults": defaults} });
     print!("{}", serde_norway::to_string(&view::without_nulls(shown))?);
     Ok(())
@@ -606,50 +648,7 @@ fn delete_image(config: Option<&Path>, cloud: &Cloud, id: &str) -> anyhow::Resul
 /// Prints `id: region, …` per base image (Oracle: `id: <baseImageId>`), as `kiln serve` loads
 /// them.
 fn list_images(config: Option<&Path>, cloud: &Cloud) -> anyhow::Result<()> {
-    let s = crate::config::load(config)?.settings;
-    let regional = |images: Vec<(String, Vec<String>)>| -> Vec<String> {
-        images
-            .into_iter()
-            .map(|(id, regions)| match regions.is_empty() {
-                true => format!("{id}: (no regions)"),
-                false => format!("{id}: {}", regions.join(", ")),
-            })
-            .collect()
-    };
-    macro_rules! regions {
-        ($images:expr) => {
-            $images
-                .iter()
-                .map(|b| {
-                    let r = b
-                        .virtualization_settings
-                        .iter()
-                        .map(|v| v.region.clone())
-                        .collect();
-                    (b.base_image.id.clone(), r)
-                })
-                .collect()
-        };
-    }
-    let lines = match cloud.name {
-        "alicloud" => regional(regions!(s.alicloud.bakery_defaults.base_images)),
-        "tencentcloud" => regional(regions!(s.tencentcloud.bakery_defaults.base_images)),
-        "huaweicloud" => regional(regions!(s.huaweicloud.bakery_defaults.base_images)),
-        _ => s
-            .oracle
-            .bakery_defaults
-            .base_images
-            .iter()
-            .map(|b| {
-                let image = b.virtualization_settings.base_image_id.as_deref();
-                format!(
-                    "{}: {}",
-                    b.base_image.id,
-                    image.unwrap_or("(no baseImageId)")
-                )
-            })
-            .collect(),
-    };
+    let lines = (cloud.images)(&crate::config::load(config)?.settings);
     if lines.is_empty() {
         println!("no base images");
     }
