@@ -9,12 +9,15 @@ use super::super::provider::HookError;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 pub(super) const BUILDER: &str = "huaweicloud-ecs";
 
 /// How long the probe may take (it starts Packer once, which takes well under a second).
 const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How much of Packer's answer is read (its real answer is a few hundred bytes).
+const OUTPUT_CAP: u64 = 64 * 1024;
 
 /// Why a Huawei Cloud bake cannot start: the builder, the plugin and what to do.
 pub(super) fn missing_message(packer: &Path) -> String {
@@ -35,6 +38,7 @@ pub(super) fn says_unknown_builder(output: &str) -> bool {
 
 /// Asks `packer` whether it knows the builder; an error names the plugin it needs.
 pub(super) async fn probe(packer: &Path) -> Result<(), HookError> {
+    let shown = packer.display();
     let mut child = tokio::process::Command::new(packer)
         .args(["validate", "-machine-readable", "-"])
         .env("CHECKPOINT_DISABLE", "1")
@@ -44,26 +48,38 @@ pub(super) async fn probe(packer: &Path) -> Result<(), HookError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            format!(
-                "cannot run Packer ({}) to check for the {BUILDER} builder: {e}",
-                packer.display()
-            )
+            format!("cannot run Packer ({shown}) to check for the {BUILDER} builder: {e}")
         })?;
     let template = format!(r#"{{"builders":[{{"type":"{BUILDER}"}}]}}"#);
-    if let Some(mut stdin) = child.stdin.take() {
-        // A Packer that exits before reading is answered by its output below.
-        let _ = stdin.write_all(template.as_bytes()).await;
-    }
-    let output = tokio::time::timeout(PROBE_TIMEOUT, child.wait_with_output())
-        .await
-        .map_err(|_| format!("Packer ({}) did not answer within {PROBE_TIMEOUT:?} whether it has the {BUILDER} builder", packer.display()))?
-        .map_err(|e| format!("checking Packer ({}) for the {BUILDER} builder failed: {e}", packer.display()))?;
-    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    let mut stdin = child.stdin.take();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let answer = async {
+        if let Some(mut stdin) = stdin.take() {
+            // A Packer that exits before reading is answered by its output below.
+            let _ = stdin.write_all(template.as_bytes()).await;
+        }
+        let (out, err) = tokio::join!(read_capped(stdout), read_capped(stderr));
+        let _ = child.wait().await;
+        format!("{out}{err}")
+    };
+    // On a timeout the child is dropped, and killed (kill_on_drop).
+    let text = tokio::time::timeout(PROBE_TIMEOUT, answer).await.map_err(|_| {
+        format!("Packer ({shown}) did not answer within {PROBE_TIMEOUT:?} whether it has the {BUILDER} builder")
+    })?;
     if says_unknown_builder(&text) {
         return Err(missing_message(packer).into());
     }
     Ok(())
+}
+
+/// At most [`OUTPUT_CAP`] bytes of a pipe, as text.
+async fn read_capped(pipe: Option<impl tokio::io::AsyncRead + Unpin>) -> String {
+    let mut bytes = Vec::new();
+    if let Some(pipe) = pipe {
+        let _ = pipe.take(OUTPUT_CAP).read_to_end(&mut bytes).await;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 #[cfg(test)]
