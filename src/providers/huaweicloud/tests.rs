@@ -296,3 +296,26 @@ fn the_artifact_is_the_builders_image_id_in_the_bakes_region() {
     assert_eq!(a.kind.as_deref(), Some("huaweicloud/image"));
     assert_eq!(a.location.as_deref(), Some(REGION));
 }
+
+#[test]
+fn a_request_cannot_redirect_or_replace_the_clouds_credentials() {
+    let s = spec("    password: the-password");
+    for name in [
+        "huaweicloud_auth_url",
+        "huaweicloud_insecure",
+        "huaweicloud_password",
+        "huaweicloud_username",
+        "alicloud_secret_key",
+        "tencentcloud_secret_key",
+        "oracle_pass_phrase",
+    ] {
+        let body = request(json!({"extended_attributes": {name: "https://evil.example/v3"}}));
+        let e = s.prepare(REGION, body).unwrap_err();
+        assert!(e.contains(name) && e.contains("operator"), "{name}: {e}");
+    }
+    // The key file's path is the operator's too (a host path).
+    let body = request(
+        json!({"extended_attributes": {"oracle_ssh_private_key_file_path": "/etc/shadow"}}),
+    );
+    assert!(s.prepare(REGION, body).unwrap_err().contains("host"));
+}
