@@ -211,3 +211,83 @@ pub struct OracleAccount {
     #[serde(deserialize_with = "lenient_string")]
     pub region: Option<String>,
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    /// The four clouds' sections as Rosco's shipped `rosco.yml` and Halyard write them:
+    /// placeholders with defaults, Rosco's `sshUsername` spelling, kebab-case keys.
+    const ROSCO_YML: &str = r#"
+alicloud:
+  enabled: ${ALICLOUD_ENABLED:false}
+  bakeryDefaults:
+    alicloud-access-key: LTAI-1
+    alicloudSecretKey: ${ALICLOUD_SECRET:}
+    baseImages:
+      - baseImage: {id: ubuntu-1604, shortDescription: v16.04, detailedDescription: Ubuntu v16.04, packageType: deb, templateFile: alicloud.json}
+        virtualizationSettings:
+          - {region: cn-hangzhou, instanceType: ecs.c5.large, sourceImage: ubuntu_16_04_64_20G_alibase_20190620.vhd, sshUserName: root}
+huaweicloud:
+  enabled: ${HUAWEICLOUD_ENABLED:true}
+  bakeryDefaults:
+    authUrl: ${HUAWEICLOUD_AUTH_URL:}
+    password: ${HUAWEICLOUD_PASSWORD:pw}
+    insecure: ${HUAWEICLOUD_INSECURE:false}
+    eipBandwidthSize: ${HUAWEICLOUD_EIP_BANDWIDTH_SIZE:2}
+    templateFile: huaweicloud.json
+    baseImages:
+    - baseImage: {id: ubuntu-1604, packageType: deb}
+      virtualizationSettings:
+      - {region: cn-north-1, instanceType: s3.small.1, sourceImageId: f1dd, sshUserName: ubuntu, eipType: 5_bgp}
+tencentcloud:
+  enabled: true
+  bakeryDefaults:
+    secretId: ${TENCENTCLOUD_SECRET_ID:}
+    secretKey: ${TENCENTCLOUD_SECRET_KEY:}
+    templateFile: tencentcloud.json
+    baseImages:
+      - baseImage: {id: ubuntu-1604, packageType: deb, osType: linux}
+        virtualizationSettings:
+          - {region: ap-guangzhou, zone: ap-guangzhou-3, instanceType: S3.SMALL1, sourceImageId: img-pyqx34y1, sshUsername: ubuntu}
+oracle:
+  enabled: true
+  bakeryDefaults:
+    availability-domain: "lrFb:US-ASHBURN-AD-1"
+    baseImages:
+    - baseImage: {id: ubuntu16_04}
+      virtualizationSettings: {baseImageId: ocid1.image.x, sshUserName: ubuntu}
+  accounts:
+  - {name: a1, privateKeyPassphrase: hush, region: us-ashburn-1}
+"#;
+
+    #[test]
+    fn roscos_and_halyards_sections_load_without_warnings() {
+        let loaded = load_str(ROSCO_YML, &|_| None).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let s = loaded.settings;
+        assert!(!s.alicloud.enabled && s.huaweicloud.enabled && s.tencentcloud.enabled);
+        let ali = &s.alicloud.bakery_defaults;
+        assert_eq!(ali.alicloud_access_key.as_deref(), Some("LTAI-1"));
+        assert_eq!(
+            ali.base_images[0].virtualization_settings[0].region,
+            "cn-hangzhou"
+        );
+        let hw = &s.huaweicloud.bakery_defaults;
+        assert_eq!((hw.insecure, hw.eip_bandwidth_size), (Some(false), Some(2)));
+        assert_eq!(hw.password.as_ref().map(|p| p.expose()), Some("pw"));
+        let tc = &s.tencentcloud.bakery_defaults.base_images[0].virtualization_settings[0];
+        assert_eq!(tc.ssh_user_name.as_deref(), Some("ubuntu"));
+        assert_eq!(
+            s.oracle.bakery_defaults.availability_domain.as_deref(),
+            Some("lrFb:US-ASHBURN-AD-1")
+        );
+        // Secrets never show in Debug or in a serialized view.
+        let shown = format!(
+            "{:?} {}",
+            s.oracle,
+            serde_json::to_string(&s.oracle).unwrap()
+        );
+        assert!(!shown.contains("hush") && !format!("{:?}", s.huaweicloud).contains("\"pw\""));
+    }
+}
