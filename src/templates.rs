@@ -20,7 +20,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Files kiln ships, with their contents, compiled into the binary.
-pub const SHIPPED: [(&str, &str); 8] = [
+pub const SHIPPED: &[(&str, &str)] = &[
     (
         "aws-ebs.json",
         include_str!("../config/packer/aws-ebs.json"),
@@ -40,6 +40,23 @@ pub const SHIPPED: [(&str, &str); 8] = [
     ("qemu.json", include_str!("../config/packer/qemu.json")),
     ("gce.json", include_str!("../config/packer/gce.json")),
     ("docker.json", include_str!("../config/packer/docker.json")),
+    (
+        "alicloud.json",
+        include_str!("../config/packer/alicloud.json"),
+    ),
+    (
+        "alicloud-multi.json",
+        include_str!("../config/packer/alicloud-multi.json"),
+    ),
+    (
+        "tencentcloud.json",
+        include_str!("../config/packer/tencentcloud.json"),
+    ),
+    (
+        "huaweicloud.json",
+        include_str!("../config/packer/huaweicloud.json"),
+    ),
+    ("oci.json", include_str!("../config/packer/oci.json")),
     (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),
@@ -66,7 +83,7 @@ fn install_shipped(dir: &Path) -> anyhow::Result<()> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default();
-    for (name, content) in SHIPPED {
+    for &(name, content) in SHIPPED {
         let target = dir.join(name);
         let current = std::fs::read(&target).ok().map(|b| sha256_hex(&b));
         let ours = current.is_none() || current == manifest.get(name).cloned();

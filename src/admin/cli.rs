@@ -4,7 +4,10 @@
 
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
-use super::clouds::{self, DockerCommand, GoogleCommand};
+use super::clouds::{
+    self, AlicloudEdit, CloudCommand, DockerEdit, GoogleEdit, HuaweicloudEdit, OracleEdit,
+    TencentcloudEdit,
+};
 use super::deploy::{self, ApplyArgs};
 use super::validate;
 
@@ -28,10 +31,22 @@ pub enum ProviderCommand {
     Aws(AwsCommand),
     /// Google Compute Engine (Rosco's `gce`).
     #[command(subcommand)]
-    Google(GoogleCommand),
+    Google(CloudCommand<GoogleEdit>),
     /// Docker images.
     #[command(subcommand)]
-    Docker(DockerCommand),
+    Docker(CloudCommand<DockerEdit>),
+    /// Alibaba Cloud.
+    #[command(subcommand)]
+    Alicloud(CloudCommand<AlicloudEdit>),
+    /// Tencent Cloud.
+    #[command(subcommand)]
+    Tencentcloud(CloudCommand<TencentcloudEdit>),
+    /// Huawei Cloud.
+    #[command(subcommand)]
+    Huaweicloud(CloudCommand<HuaweicloudEdit>),
+    /// Oracle Cloud.
+    #[command(subcommand)]
+    Oracle(CloudCommand<OracleEdit>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,10 +83,22 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
         },
         ConfigCommand::Provider(ProviderCommand::Google(c)) => {
-            clouds::run_google(config, c).map(|()| true)
+            clouds::run(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Docker(c)) => {
-            clouds::run_docker(config, c).map(|()| true)
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Alicloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Tencentcloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Huaweicloud(c)) => {
+            clouds::run(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Oracle(c)) => {
+            clouds::run(config, c).map(|()| true)
         }
     };
     exit(result)

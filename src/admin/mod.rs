@@ -4,6 +4,8 @@
 //! - [`cli`]: the command tree (`kiln config …`, `kiln deploy apply`) and its dispatch;
 //! - `bakery`, `base_image`: editing `aws.bakeryDefaults` in the operator's config file, in place
 //!   and atomically (`file`, `yaml`), with the secret read without echo (`secret`);
+//! - `clouds`: the same commands for Alibaba, Tencent, Huawei and Oracle Cloud, from one table
+//!   per cloud;
 //! - `validate`: everything start-up checks, plus `packer validate` of every template;
 //! - [`reload`]: the server side of a reload (`POST /api/kiln/v1/reload`, SIGHUP);
 //! - `deploy`: the client that asks a running kiln to reload;

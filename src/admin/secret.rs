@@ -6,8 +6,13 @@ use anyhow::{Context, bail};
 use std::ffi::OsString;
 use std::io::{BufRead, IsTerminal};
 
-/// The flag that reads the secret; it takes no value on the command line.
-const SECRET_FLAG: &str = "--aws-secret-key";
+/// The flags that read a secret; they take no value on the command line.
+const SECRET_FLAGS: &[&str] = &[
+    "--aws-secret-key",
+    "--alicloud-secret-key",
+    "--secret-key",
+    "--password",
+];
 
 /// Refuses a secret given on the command line (`--aws-secret-key VALUE` or
 /// `--aws-secret-key=VALUE`), where `ps` and shell history would keep it. Checked before clap
@@ -31,17 +36,19 @@ pub fn refuse_secret_on_command_line(args: &[OsString], cli: &clap::Command) -> 
         if a == "--" {
             break;
         }
-        let inline = a
-            .strip_prefix(SECRET_FLAG)
-            .is_some_and(|rest| rest.starts_with('='));
-        let next_is_value = a == SECRET_FLAG && args.get(i + 1).is_some_and(|n| !is_flag(n));
-        if inline || next_is_value {
-            return Err(format!(
-                "{SECRET_FLAG} takes no value on the command line, where `ps` and shell history \
-                 would show it; nothing was changed, and the value is not repeated here. Give \
-                 {SECRET_FLAG} alone and type the secret at the prompt, or pipe it: \
-                 printf '%s\\n' \"$SECRET\" | kiln config provider aws bakery edit {SECRET_FLAG}"
-            ));
+        for flag in SECRET_FLAGS {
+            let inline = a
+                .strip_prefix(flag)
+                .is_some_and(|rest| rest.starts_with('='));
+            let next_is_value = a == flag && args.get(i + 1).is_some_and(|n| !is_flag(n));
+            if inline || next_is_value {
+                return Err(format!(
+                    "{flag} takes no value on the command line, where `ps` and shell history \
+                     would show it; nothing was changed, and the value is not repeated here. Give \
+                     {flag} alone and type the secret at the prompt, or pipe it: \
+                     printf '%s\\n' \"$SECRET\" | kiln config provider <cloud> bakery edit {flag}"
+                ));
+            }
         }
     }
     Ok(())

@@ -23,6 +23,7 @@ impl Bakery {
         let settings = self.settings();
         let run_dir = self.run_dir(&record.id);
         let data_dir = settings.data_dir();
+        let packer = settings.packer_path();
         let Some(provider) = providers::registry::find(&record.provider) else {
             let e = std::io::Error::other(format!("no provider '{}'", record.provider));
             return self.fail_to_start(&record, &e);
@@ -30,6 +31,7 @@ impl Bakery {
         let mut p = prepared.clone();
         let run = RunContext {
             data_dir: &data_dir,
+            packer: &packer,
             record: &record,
         };
         match provider.before_run(run, &mut p).await {
@@ -117,8 +119,10 @@ impl Bakery {
                 sink.flush();
             };
             let data_dir = self.data_dir();
+            let packer = self.settings().packer_path();
             let run = RunContext {
                 data_dir: &data_dir,
+                packer: &packer,
                 record: &record,
             };
             after = provider.after_run(run, &mut say, &token).await.err();
@@ -268,8 +272,10 @@ impl Bakery {
     /// Rosco's `Bake` for a successful run, in its provider's shape.
     fn details(&self, record: &BakeRecord, outcome: &Outcome) -> BakeDetails {
         let data_dir = self.data_dir();
+        let packer = self.settings().packer_path();
         let run = RunContext {
             data_dir: &data_dir,
+            packer: &packer,
             record,
         };
         match providers::registry::find(&record.provider) {

@@ -1,12 +1,301 @@
-//! The settings of the clouds beside AWS, in Rosco's shape: `google.*` (with the deprecated
-//! `google.gce.bakeryDefaults` Rosco still merges in) and `docker.*`.
+//! The settings of the clouds beside AWS, with Rosco's keys: Google (`google.*`, with the
+//! deprecated `google.gce.bakeryDefaults` Rosco still merges in), Docker (`docker.*`), Alibaba
+//! Cloud, Tencent Cloud, Huawei Cloud and Oracle Cloud (`alicloud.bakeryDefaults.*`,
+//! `tencentcloud.…`, `huaweicloud.…`, `oracle.bakeryDefaults.*` and `oracle.accounts`).
+//! Credentials are [`Secret`]s: they print as `******`.
 
-use super::BaseImage;
-use super::model::{lenient_string, lenient_string_req};
-use serde::Deserialize;
+use super::model::{BaseImage, Secret, lenient_string, lenient_string_req};
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A secret shows as `******` wherever settings are serialized (the admin CLI's `bakery show`):
+/// no serialized view of the settings ever holds one.
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("******")
+    }
+}
+
+/// A base image and its settings per region (Rosco's `…OperatingSystemVirtualizationSettings`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RegionalBaseImage<V> {
+    pub base_image: BaseImage,
+    pub virtualization_settings: Vec<V>,
+}
+
+/// `alicloud`: Rosco's `RoscoAliCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: AlicloudBakeryDefaults,
+    /// Clouddriver's accounts, when the file is shared with it: accepted, not read.
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_access_key: Option<String>,
+    pub alicloud_secret_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_v_switch_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub alicloud_vpc_id: Option<String>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<RegionalBaseImage<AlicloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AlicloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `tencentcloud`: Rosco's `RoscoTencentCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: TencentcloudBakeryDefaults,
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub secret_id: Option<String>,
+    pub secret_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub vpc_id: Option<String>,
+    pub associate_public_ip_address: Option<bool>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<RegionalBaseImage<TencentcloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct TencentcloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub zone: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image_id: Option<String>,
+    /// In Rosco's settings class, read by nothing.
+    #[serde(deserialize_with = "lenient_string")]
+    pub image_name: Option<String>,
+    /// Rosco's shipped `rosco.yml` spells it `sshUsername` (Spring binds either).
+    #[serde(deserialize_with = "lenient_string", alias = "sshUsername")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `huaweicloud`: Rosco's `RoscoHuaweiCloudConfiguration`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudSettings {
+    pub enabled: bool,
+    pub bakery_defaults: HuaweicloudBakeryDefaults,
+    pub accounts: Option<serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub auth_url: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub project_name: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub domain_name: Option<String>,
+    pub insecure: Option<bool>,
+    pub template_file: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub vpc_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub security_group: Option<String>,
+    pub eip_bandwidth_size: Option<i64>,
+    pub base_images: Vec<RegionalBaseImage<HuaweicloudVirtualizationSettings>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HuaweicloudVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub region: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub eip_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_type: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub source_image_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// `oracle`: Rosco's `OracleBakeryDefaults` and `OracleConfigurationProperties` (the accounts
+/// Halyard writes beside them).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleSettings {
+    pub enabled: bool,
+    pub bakery_defaults: OracleBakeryDefaults,
+    pub accounts: Vec<OracleAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleBakeryDefaults {
+    #[serde(deserialize_with = "lenient_string")]
+    pub availability_domain: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subnet_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub instance_shape: Option<String>,
+    pub template_file: Option<String>,
+    pub base_images: Vec<OracleBaseImage>,
+}
+
+/// Oracle's one settings block per base image (not a list per region: the region is the
+/// account's).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleBaseImage {
+    pub base_image: BaseImage,
+    pub virtualization_settings: OracleVirtualizationSettings,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleVirtualizationSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub base_image_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_user_name: Option<String>,
+}
+
+/// Rosco's `ManagedOracleAccount`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct OracleAccount {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub compartment_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub user_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub fingerprint: Option<String>,
+    /// The API signing key's file (Packer's `key_file`), on kiln's machine.
+    #[serde(deserialize_with = "lenient_string")]
+    pub ssh_private_key_file_path: Option<String>,
+    pub private_key_passphrase: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub tenancy_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub region: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::load_str;
+
+    /// The four clouds' sections as Rosco's shipped `rosco.yml` and Halyard write them:
+    /// placeholders with defaults, Rosco's `sshUsername` spelling, kebab-case keys.
+    const ROSCO_YML: &str = r#"
+alicloud:
+  enabled: ${ALICLOUD_ENABLED:false}
+  bakeryDefaults:
+    alicloud-access-key: LTAI-1
+    alicloudSecretKey: ${ALICLOUD_SECRET:}
+    baseImages:
+      - baseImage: {id: ubuntu-1604, shortDescription: v16.04, detailedDescription: Ubuntu v16.04, packageType: deb, templateFile: alicloud.json}
+        virtualizationSettings:
+          - {region: cn-hangzhou, instanceType: ecs.c5.large, sourceImage: ubuntu_16_04_64_20G_alibase_20190620.vhd, sshUserName: root}
+huaweicloud:
+  enabled: ${HUAWEICLOUD_ENABLED:true}
+  bakeryDefaults:
+    authUrl: ${HUAWEICLOUD_AUTH_URL:}
+    password: ${HUAWEICLOUD_PASSWORD:pw}
+    insecure: ${HUAWEICLOUD_INSECURE:false}
+    eipBandwidthSize: ${HUAWEICLOUD_EIP_BANDWIDTH_SIZE:2}
+    templateFile: huaweicloud.json
+    baseImages:
+    - baseImage: {id: ubuntu-1604, packageType: deb}
+      virtualizationSettings:
+      - {region: cn-north-1, instanceType: s3.small.1, sourceImageId: f1dd, sshUserName: ubuntu, eipType: 5_bgp}
+tencentcloud:
+  enabled: true
+  bakeryDefaults:
+    secretId: ${TENCENTCLOUD_SECRET_ID:}
+    secretKey: ${TENCENTCLOUD_SECRET_KEY:}
+    templateFile: tencentcloud.json
+    baseImages:
+      - baseImage: {id: ubuntu-1604, packageType: deb, osType: linux}
+        virtualizationSettings:
+          - {region: ap-guangzhou, zone: ap-guangzhou-3, instanceType: S3.SMALL1, sourceImageId: img-pyqx34y1, sshUsername: ubuntu}
+oracle:
+  enabled: true
+  bakeryDefaults:
+    availability-domain: "lrFb:US-ASHBURN-AD-1"
+    baseImages:
+    - baseImage: {id: ubuntu16_04}
+      virtualizationSettings: {baseImageId: ocid1.image.x, sshUserName: ubuntu}
+  accounts:
+  - {name: a1, privateKeyPassphrase: hush, region: us-ashburn-1}
+"#;
+
+    #[test]
+    fn roscos_and_halyards_sections_load_without_warnings() {
+        let loaded = load_str(ROSCO_YML, &|_| None).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let s = loaded.settings;
+        assert!(!s.alicloud.enabled && s.huaweicloud.enabled && s.tencentcloud.enabled);
+        let ali = &s.alicloud.bakery_defaults;
+        assert_eq!(ali.alicloud_access_key.as_deref(), Some("LTAI-1"));
+        assert_eq!(
+            ali.base_images[0].virtualization_settings[0].region,
+            "cn-hangzhou"
+        );
+        let hw = &s.huaweicloud.bakery_defaults;
+        assert_eq!((hw.insecure, hw.eip_bandwidth_size), (Some(false), Some(2)));
+        assert_eq!(hw.password.as_ref().map(|p| p.expose()), Some("pw"));
+        let tc = &s.tencentcloud.bakery_defaults.base_images[0].virtualization_settings[0];
+        assert_eq!(tc.ssh_user_name.as_deref(), Some("ubuntu"));
+        assert_eq!(
+            s.oracle.bakery_defaults.availability_domain.as_deref(),
+            Some("lrFb:US-ASHBURN-AD-1")
+        );
+        // Secrets never show in Debug or in a serialized view.
+        let shown = format!(
+            "{:?} {}",
+            s.oracle,
+            serde_json::to_string(&s.oracle).unwrap()
+        );
+        assert!(!shown.contains("hush") && !format!("{:?}", s.huaweicloud).contains("\"pw\""));
+    }
+}
 
 /// `google`: Rosco's `RoscoGoogleConfiguration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GoogleSettings {
     pub enabled: bool,
@@ -16,13 +305,13 @@ pub struct GoogleSettings {
     pub accounts: Vec<GoogleAccount>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GceLegacy {
     pub bakery_defaults: GceBakeryDefaults,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GceBakeryDefaults {
     #[serde(deserialize_with = "lenient_string")]
@@ -39,7 +328,7 @@ pub struct GceBakeryDefaults {
     pub base_images: Vec<GceBaseImage>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GceBaseImage {
     pub base_image: BaseImage,
@@ -47,7 +336,7 @@ pub struct GceBaseImage {
 }
 
 /// Either `sourceImage` or `sourceImageFamily`; the image wins when both are set.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GceVirtualizationSettings {
     #[serde(deserialize_with = "lenient_string")]
@@ -57,7 +346,7 @@ pub struct GceVirtualizationSettings {
 }
 
 /// `google.accounts[]`: the project a bake runs in and its service account's key file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct GoogleAccount {
     #[serde(deserialize_with = "lenient_string_req")]
@@ -96,14 +385,14 @@ impl GoogleSettings {
 }
 
 /// `docker`: Rosco's `RoscoDockerConfiguration`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DockerSettings {
     pub enabled: bool,
     pub bakery_defaults: DockerBakeryDefaults,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DockerBakeryDefaults {
     /// Where baked images are pushed (`<targetRepository>/<image>:<tag>`).
@@ -114,14 +403,14 @@ pub struct DockerBakeryDefaults {
     pub base_images: Vec<DockerBaseImage>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DockerBaseImage {
     pub base_image: BaseImage,
     pub virtualization_settings: DockerVirtualizationSettings,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct DockerVirtualizationSettings {
     #[serde(deserialize_with = "lenient_string")]

@@ -12,12 +12,26 @@ use crate::telemetry::escaped;
 /// Variables the operator owns: where kiln's templates and scripts live (`configDir`: Packer
 /// would run `install_packages.sh` from any folder, under sudo for chroot templates), the
 /// credentials, and where they are sent (`aws_ec2_endpoint`). A request cannot set them.
-pub const OPERATOR_VARIABLES: [&str; 5] = [
+pub const OPERATOR_VARIABLES: &[&str] = &[
     "configDir",
     "aws_access_key",
     "aws_secret_key",
     "aws_session_token",
     "aws_ec2_endpoint",
+    // Other clouds' credentials, and where and how Huawei's password is sent (a request's
+    // endpoint or `insecure` would hand the password to whoever answers).
+    "alicloud_access_key",
+    "alicloud_secret_key",
+    "tencentcloud_secret_id",
+    "tencentcloud_secret_key",
+    "huaweicloud_auth_url",
+    "huaweicloud_username",
+    "huaweicloud_password",
+    "huaweicloud_insecure",
+    "oracle_user_id",
+    "oracle_tenancy_id",
+    "oracle_fingerprint",
+    "oracle_pass_phrase",
 ];
 
 /// Suffixes of variables that name a file or folder on the bakery's host (Packer's own

@@ -3,24 +3,32 @@
 //! produces its variables and credentials, names its default template and image-name rule,
 //! lists its base images for `/bakeOptions`, stages and finishes its runs and shapes its result.
 //! What every provider shares (packages, repository, extended attributes, the template's
-//! location, limits, the bake identity) is [`prepare`]. Providers: `aws` (an AMI) and `qemu`
-//! (a qcow2 image on this machine, region `local`).
+//! location, limits, the bake identity) is [`prepare`]. Providers: `aws` (an AMI), `qemu`
+//! (a qcow2 image on this machine, region `local`), `gce`, `docker`, and `alicloud`, `tencentcloud`,
+//! `huaweicloud`, `oracle` (what those clouds share is `regional`).
 //!
 //! Invariant: every final Packer variable has passed [`checks`]; nothing outside this module
 //! branches on a provider's name.
 
+mod alicloud;
 mod aws;
 mod checks;
 mod docker;
 mod gce;
+mod huaweicloud;
 mod identity;
 mod limits;
+mod oracle;
 mod paths;
 mod prepare;
 mod provider;
 mod qemu;
 mod recipe;
+mod regional;
 pub mod registry;
+#[cfg(test)]
+mod spec_support;
+mod tencentcloud;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

@@ -83,7 +83,7 @@ pub fn prepare<H: BakeHandler>(
         .map(|n| resolve_in_config_dir(ctx.config_dir, n, "var file"))
         .transpose()
         .map_err(BakeError::Invalid)?;
-    let env = handler.credentials(ctx.settings);
+    let env = handler.credentials_for(&base, ctx.settings);
     checks::check_command_line(
         &variables,
         &env,
@@ -93,7 +93,7 @@ pub fn prepare<H: BakeHandler>(
     )?;
 
     let (timeout, idle_timeout) = limits(req, &base.image, ctx.settings)?;
-    let key = rosco_key(req, H::NAME, ctx.region, &base.vm_type);
+    let key = rosco_key(req, H::NAME, handler.key_tail(req, ctx, &base.vm_type));
     let run_as_root = ctx
         .settings
         .templates_needing_root()
@@ -198,8 +198,9 @@ fn split_secrets(vars: Vars, masked: &[String]) -> (Vars, Vars) {
     vars.into_iter().partition(|(k, _)| !masked.contains(k))
 }
 
-/// Rosco's bake key (`bake:aws:<os>:…:<region>:<vm>:enhancedNW…`), kept for `DELETE` and display.
-fn rosco_key(req: &BakeRequest, provider: &str, region: &str, vm_type: &str) -> String {
+/// Rosco's bake key (`bake:aws:<os>:…:<region>:<vm>:enhancedNW…`; the provider says how it ends),
+/// kept for `DELETE` and display.
+fn rosco_key(req: &BakeRequest, provider: &str, tail: Vec<String>) -> String {
     let mut parts: Vec<String> = vec!["bake".into(), provider.into()];
     for f in [
         &req.base_os,
@@ -220,12 +221,7 @@ fn rosco_key(req: &BakeRequest, provider: &str, region: &str, vm_type: &str) -> 
             .collect();
         parts.push(refs.join("|"));
     }
-    let nw = if req.enhanced_networking == Some(true) {
-        "enhancedNWEnabled"
-    } else {
-        "enhancedNWDisabled"
-    };
-    parts.extend([region.to_string(), vm_type.to_string(), nw.to_string()]);
+    parts.extend(tail);
     parts.join(":")
 }
 

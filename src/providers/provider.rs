@@ -119,11 +119,31 @@ pub trait BakeHandler: Sync {
     fn credentials(&self, _settings: &Settings) -> Vars {
         Vec::new()
     }
+
+    /// Credentials for the bake `base` selected (a provider whose credentials depend on the
+    /// request's account); the bakery's [`BakeHandler::credentials`] unless overridden.
+    fn credentials_for(&self, _base: &Selected<Self::Own>, settings: &Settings) -> Vars {
+        self.credentials(settings)
+    }
+
+    /// The end of Rosco's bake key (its `produceProviderSpecificBakeKeyComponent` and what
+    /// follows): AWS's region, vm type and enhanced networking unless the provider says
+    /// otherwise.
+    fn key_tail(&self, req: &BakeRequest, ctx: &RecipeContext, vm_type: &str) -> Vec<String> {
+        let nw = if req.enhanced_networking == Some(true) {
+            "enhancedNWEnabled"
+        } else {
+            "enhancedNWDisabled"
+        };
+        vec![ctx.region.to_string(), vm_type.to_string(), nw.to_string()]
+    }
 }
 
 /// Where a run's hooks work.
 pub struct RunContext<'a> {
     pub data_dir: &'a Path,
+    /// The Packer executable (`kiln.packerPath`).
+    pub packer: &'a Path,
     pub record: &'a BakeRecord,
 }
 
@@ -309,28 +329,29 @@ pub fn build_info(request: &BakeRequest) -> serde_json::Map<String, serde_json::
     metadata
 }
 
-/// A finished bake of `prepared` as the store would hand it to `details` (for tests).
+/// A finished bake of `provider` named `name`, as the store would hand it to `details` (for
+/// tests).
 #[cfg(test)]
-pub(crate) fn test_record(
-    prepared: &super::recipe::Prepared,
+pub(crate) fn test_record_named(
+    provider: &str,
     region: &str,
+    name: &str,
     request: serde_json::Value,
 ) -> BakeRecord {
     BakeRecord {
         id: "b1".into(),
-        key: prepared.key.clone(),
-        identity: prepared.identity.digest.clone(),
+        key: String::new(),
+        identity: String::new(),
         region: region.into(),
-        provider: prepared.provider.into(),
+        provider: provider.into(),
         phase: crate::bake::Phase::Succeeded,
         cause: None,
         request,
         recipe: crate::bake::Recipe {
-            name: prepared.image_name.clone(),
-            variables: prepared.plan.variables.iter().cloned().collect(),
+            name: name.into(),
             ..Default::default()
         },
-        inputs: prepared.identity.inputs.clone(),
+        inputs: serde_json::Value::Null,
         created_ms: 0,
         updated_ms: 0,
         started_ms: None,
@@ -339,5 +360,30 @@ pub(crate) fn test_record(
         execution_id: None,
         instance_id: String::new(),
         report: Default::default(),
+    }
+}
+
+/// A finished bake of `prepared` (for tests).
+#[cfg(test)]
+pub(crate) fn test_record(
+    prepared: &super::recipe::Prepared,
+    region: &str,
+    request: serde_json::Value,
+) -> BakeRecord {
+    let mut record = test_record_named(prepared.provider, region, &prepared.image_name, request);
+    record.key = prepared.key.clone();
+    record.identity = prepared.identity.digest.clone();
+    record.inputs = prepared.identity.inputs.clone();
+    record.recipe.variables = prepared.plan.variables.iter().cloned().collect();
+    record
+}
+
+/// Where a test's run hooks work.
+#[cfg(test)]
+pub(crate) fn test_run<'a>(record: &'a BakeRecord) -> RunContext<'a> {
+    RunContext {
+        data_dir: Path::new("/nonexistent"),
+        packer: Path::new("packer"),
+        record,
     }
 }

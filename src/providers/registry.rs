@@ -1,15 +1,28 @@
 //! Every provider kiln has, in one place. A new cloud is one module and one line here.
 
+use super::alicloud::Alicloud;
 use super::aws::Aws;
 use super::docker::Docker;
 use super::gce::Gce;
+use super::huaweicloud::Huaweicloud;
+use super::oracle::Oracle;
 use super::provider::Provider;
 use super::qemu::Qemu;
 use super::recipe::{BakeError, Prepared, RecipeContext};
+use super::tencentcloud::Tencentcloud;
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 4] = [&Aws, &Gce, &Docker, &Qemu];
+static PROVIDERS: [&dyn Provider; 8] = [
+    &Aws,
+    &Gce,
+    &Docker,
+    &Qemu,
+    &Alicloud,
+    &Tencentcloud,
+    &Huaweicloud,
+    &Oracle,
+];
 
 /// Every provider, enabled or not, in `/bakeOptions` order.
 pub fn all() -> &'static [&'static dyn Provider] {

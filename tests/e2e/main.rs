@@ -9,8 +9,10 @@ mod api;
 mod aws;
 mod bake_cli;
 mod clouds;
+mod clouds_admin;
 mod ec2_client;
 mod error_chains;
+mod gce_docker;
 #[cfg(feature = "redis")]
 mod ha;
 mod harness;

@@ -71,7 +71,9 @@ fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_document() {
         .unwrap()
         .values()
         .map(|item| item.as_object().unwrap().len())
-        .sum();
+        .sum::<usize>()
+        // The manifest bake, left out above.
+        - 1;
     assert!(
         report.contains(&format!("Tested: {operations}")),
         "not every one of the {operations} operations was tested:\n{report}"

@@ -18,6 +18,9 @@ scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 # ssh_private_key_file must name a readable key at validate time.
 ssh-keygen -q -t ed25519 -N '' -f "$scratch/id_kiln" > /dev/null
+# oracle-oci reads its API signing key (PEM RSA) at validate time; one with a passphrase too.
+ssh-keygen -q -t rsa -b 2048 -m PEM -N '' -f "$scratch/oci_api_key" > /dev/null
+ssh-keygen -q -t rsa -b 2048 -m PEM -N 'kiln-validate' -f "$scratch/oci_api_key_locked" > /dev/null
 
 # What kiln passes for a typical AWS deb bake (Rosco's names), plus kiln's own additions.
 base=(
@@ -111,6 +114,103 @@ check "missing gce_project_id (required)" fail "$shipped/gce.json" \
   -var "artifactFile=$scratch/artifacts.json" -var "manifestFile=$scratch/m.json"
 check "missing docker_target_repository (required)" fail "$shipped/docker.json" \
   -var docker_source_image=ubuntu:bionic -var docker_target_image=x -var "configDir=$shipped"
+
+# Alibaba Cloud: what kiln passes (Rosco's names); the keys only ever in the environment.
+ali=(
+  -var alicloud_region=cn-hangzhou -var alicloud_instance_type=ecs.c5.large
+  -var alicloud_source_image=ubuntu_16_04_64_20G_alibase_20190620.vhd
+  -var alicloud_target_image=kiln-validate-all-1700000000000-ubuntu -var alicloud_ssh_username=root
+  -var alicloud_vswitch_id=vsw-0123 -var alicloud_vpc_id=vpc-0123
+  -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1 -var build_host=https://ci.example.com/
+  -var build_info_url=https://ci.example.com/job/1/ -var package_type=deb
+  -var 'packages=kiln-validate=1.0.0-h1 nginx' -var upgrade=true -var "configDir=$shipped"
+)
+ali_minimal=(
+  -var alicloud_region=cn-hangzhou -var alicloud_instance_type=ecs.c5.large
+  -var alicloud_source_image=m-0123 -var alicloud_target_image=kiln-minimal
+  -var alicloud_ssh_username=root -var "configDir=$shipped"
+)
+for t in "$shipped"/alicloud.json "$shipped"/alicloud-multi.json; do
+  ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "kiln vars" ok "$t" "${ali[@]}"
+  ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "defaults only" ok "$t" "${ali_minimal[@]}"
+done
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "share_with + copy_to" ok \
+  "$shipped/alicloud-multi.json" "${ali[@]}" "${multi[@]}"
+
+# Tencent Cloud: what kiln passes; the secret id and key only ever in the environment.
+tc=(
+  -var tencentcloud_region=ap-guangzhou -var tencentcloud_zone=ap-guangzhou-3
+  -var tencentcloud_instance_type=S3.SMALL1 -var tencentcloud_source_image_id=img-pyqx34y1
+  -var tencentcloud_target_image=kiln-validate-all-1700000000000-ubuntu
+  -var tencentcloud_ssh_username=ubuntu -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var build_host=https://ci.example.com/ -var package_type=deb
+  -var 'packages=kiln-validate=1.0.0-h1 nginx' -var upgrade=true -var "configDir=$shipped"
+)
+tc_network=(
+  -var tencentcloud_vpc_id=vpc-0123 -var tencentcloud_subnet_id=subnet-0123
+  -var tencentcloud_associate_public_ip_address=false
+)
+tc_keys() { TENCENTCLOUD_SECRET_ID=validate TENCENTCLOUD_SECRET_KEY=validate check "$@"; }
+tc_keys "kiln vars" ok "$shipped/tencentcloud.json" "${tc[@]}"
+tc_keys "vpc, subnet, no public ip" ok "$shipped/tencentcloud.json" "${tc[@]}" "${tc_network[@]}"
+tc_keys "a 60-character image name (kiln's limit)" ok "$shipped/tencentcloud.json" "${tc[@]}" \
+  -var "tencentcloud_target_image=$(printf 'k%.0s' {1..60})"
+
+# Huawei Cloud: Packer 1.6.6 has no huaweicloud-ecs builder (it is in Huawei's plugin), so the
+# template's syntax is checked, and its variables and provisioner with the builder swapped for
+# Packer's null builder (jq), with what kiln passes.
+hw=(
+  -var huaweicloud_region=cn-north-4 -var huaweicloud_image_name=kiln-validate-all-1700000000000-ubuntu
+  -var huaweicloud_eip_type=5_bgp -var huaweicloud_ssh_username=root
+  -var huaweicloud_instance_type=s3.small.1 -var huaweicloud_source_image_id=f1dd2272-7041-479e-9663-646632b6ac00
+  -var huaweicloud_auth_url=https://iam.example.com/v3 -var huaweicloud_username=baker
+  -var huaweicloud_project_name=cn-north-4 -var huaweicloud_domain_name=example
+  -var huaweicloud_insecure=false -var huaweicloud_vpc_id=vpc-0123 -var huaweicloud_subnet_id=subnet-0123
+  -var huaweicloud_security_group=sg-0123 -var huaweicloud_eip_bandwidth_size=2
+  -var build_info_url=https://ci.example.com/job/1/ -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+)
+check "syntax" ok "$shipped/huaweicloud.json" -syntax-only
+jq '.builders = [{"type": "null", "communicator": "none"}]' "$shipped/huaweicloud.json" \
+  > "$scratch/huaweicloud-null.json"
+HUAWEICLOUD_PASSWORD=validate check "variables and provisioner (null builder)" ok \
+  "$scratch/huaweicloud-null.json" "${hw[@]}"
+
+# Oracle Cloud: what kiln passes; the key's passphrase only ever in the environment
+# (validate decrypts the key, offline, so a wrong or missing passphrase fails).
+oci=(
+  -var oracle_availability_domain=lrFb:US-ASHBURN-AD-1 -var oracle_region=us-ashburn-1
+  -var oracle_base_image_id=ocid1.image.oc1.iad.ubuntu -var oracle_compartment_id=ocid1.compartment.oc1..c
+  -var oracle_image_name=kiln-validate-all-1700000000000-ubuntu -var oracle_instance_shape=VM.Standard2.1
+  -var oracle_ssh_user_name=ubuntu -var oracle_subnet_id=ocid1.subnet.oc1.iad.s
+  -var oracle_tenancy_id=ocid1.tenancy.oc1..t -var oracle_user_id=ocid1.user.oc1..u
+  -var oracle_fingerprint=12:34:56:78:9a:bc:de:f0:12:34:56:78:9a:bc:de:f0
+  -var build_info_url=https://ci.example.com/job/1/ -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+)
+check "kiln vars" ok "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key"
+OCI_KEY_PASSPHRASE=kiln-validate check "a locked key, its passphrase in the environment" ok \
+  "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
+
+# More checks that must fail.
+# The keys reach the builder through the environment only: without them it refuses.
+unset ALICLOUD_ACCESS_KEY ALICLOUD_SECRET_KEY
+check "alicloud without keys in the environment" fail "$shipped/alicloud.json" "${ali[@]}"
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud missing alicloud_target_image" fail "$shipped/alicloud.json" \
+  -var alicloud_region=cn-hangzhou -var "configDir=$shipped"
+check "tencentcloud without keys in the environment" fail "$shipped/tencentcloud.json" "${tc[@]}"
+tc_keys "a 61-character tencentcloud image name" fail "$shipped/tencentcloud.json" "${tc[@]}" \
+  -var "tencentcloud_target_image=$(printf 'k%.0s' {1..61})"
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image name with a space" fail \
+  "$shipped/alicloud.json" "${ali[@]}" -var 'alicloud_target_image=kato app'
+ALICLOUD_ACCESS_KEY=validate ALICLOUD_SECRET_KEY=validate check "alicloud image name of 129 characters" fail \
+  "$shipped/alicloud.json" "${ali[@]}" -var "alicloud_target_image=$(printf 'k%.0s' {1..129})"
+# Packer 1.6.6 itself: kiln's probe (providers::huaweicloud::plugin) relies on this answer.
+check "huaweicloud-ecs unknown to this Packer" fail "$shipped/huaweicloud.json" "${hw[@]}"
+check "oracle locked key without its passphrase" fail "$shipped/oci.json" "${oci[@]}" \
+  -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
+OCI_KEY_PASSPHRASE=wrong-one check "oracle locked key, wrong passphrase" fail "$shipped/oci.json" \
+  "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \

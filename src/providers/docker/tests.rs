@@ -5,8 +5,7 @@
 use crate::bake::BakeRequest;
 use crate::builders::packer::output::{Outcome, PackerEvent, UiLevel};
 use crate::config::Settings;
-use crate::providers::RunContext;
-use crate::providers::provider::test_record;
+use crate::providers::provider::{test_record, test_run};
 use crate::providers::recipe::{Prepared, RecipeContext};
 use crate::providers::registry::{find, prepare};
 use crate::services::source_images::NoLookup;
@@ -129,14 +128,7 @@ fn the_result_is_the_pushed_repository() {
         level: UiLevel::Say,
         text: "    docker (docker-tag): Repository: my-docker-repository:5000/kato:35b6f1c".into(),
     });
-    let dir = tempfile::tempdir().unwrap();
-    let d = find("docker").unwrap().details(
-        RunContext {
-            data_dir: dir.path(),
-            record: &record,
-        },
-        &outcome,
-    );
+    let d = find("docker").unwrap().details(test_run(&record), &outcome);
     assert_eq!(d.ami, None);
     assert_eq!(
         d.image_name.as_deref(),

@@ -5,8 +5,7 @@
 use crate::bake::BakeRequest;
 use crate::builders::packer::output::Outcome;
 use crate::config::Settings;
-use crate::providers::RunContext;
-use crate::providers::provider::test_record;
+use crate::providers::provider::{test_record, test_run};
 use crate::providers::recipe::{Prepared, RecipeContext};
 use crate::providers::registry::{find, prepare};
 use crate::services::source_images::NoLookup;
@@ -251,11 +250,7 @@ fn the_result_is_the_image_name_referenced_by_its_compute_url() {
     outcome
         .artifacts
         .push((String::new(), "kato-all-1700000000000-precise".into()));
-    let dir = tempfile::tempdir().unwrap();
-    let run = RunContext {
-        data_dir: dir.path(),
-        record: &record,
-    };
+    let run = test_run(&record);
     let d = find("gce").unwrap().details(run, &outcome);
     assert_eq!(d.ami, None);
     assert_eq!(
