@@ -7,6 +7,7 @@
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
 //! - [`packer`]: the Packer process: command line, supervision, output parsing;
+//! - [`builders`]: builders beside Packer, run under the same supervisor (ebs-direct);
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);
 //! - [`services`]: other Spinnaker services (Clouddriver) and the source image lookup;
 //! - [`store`]: where bakes are kept (embedded SQLite by default);
@@ -20,6 +21,7 @@ pub mod api;
 pub mod aws;
 pub mod bake;
 pub mod bakery;
+pub mod builders;
 pub mod config;
 pub mod images;
 pub mod packer;

@@ -4,7 +4,7 @@ use super::{Bakery, now_ms};
 use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe, SourceImage};
 use crate::packer::command;
 use crate::providers::source::SourceImages;
-use crate::providers::{BakeError, Prepared, RecipeContext, prepare};
+use crate::providers::{BakeError, Builder, Prepared, RecipeContext, prepare};
 use crate::services::source_images::Finder;
 use crate::store::{Created as Stored, StoreError};
 use std::collections::BTreeMap;
@@ -129,7 +129,10 @@ impl Bakery {
             recipe: Recipe {
                 name: p.image_name.clone(),
                 version: p.app_version.clone(),
-                command: invocation.shown(&masked),
+                command: match p.builder {
+                    Builder::Packer => invocation.shown(&masked),
+                    Builder::EbsDirect => crate::builders::ebs_direct::shown_command(p),
+                },
                 variables: shown_variables(p),
                 template: p.template_name.clone(),
                 source_image: p.source_name.as_ref().map(|name| SourceImage {
@@ -137,6 +140,7 @@ impl Bakery {
                     name: name.clone(),
                     via: via.to_string(),
                 }),
+                builder: (p.builder != Builder::Packer).then(|| p.builder.as_str().to_string()),
             },
             inputs: p.identity.inputs.clone(),
             created_ms: now,

@@ -6,7 +6,7 @@ use super::{Bakery, lock, now_ms};
 use crate::bake::{Artifact, BakeDetails, BakeRecord, Cause, Phase};
 use crate::packer::command;
 use crate::packer::run::{self, Ending, Limits, Run, RunReport, RunSpec, SecretVars, StoppedBy};
-use crate::providers::Prepared;
+use crate::providers::{Builder, Prepared};
 use crate::store::Transition;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,7 +23,8 @@ impl Bakery {
         let run_dir = self.run_dir(&record.id);
         // qemu bakes: artifacts staged and per-bake paths added once the id is known.
         let staged;
-        let p = if p.provider == "qemu" {
+        let ebs_direct = p.builder == Builder::EbsDirect;
+        let p = if p.provider == "qemu" || ebs_direct {
             let req = serde_json::from_value(record.request.clone()).unwrap_or_default();
             match crate::images::prepare_run(&settings.data_dir(), &record.id, p, &req).await {
                 Ok((run, notes)) => {
@@ -38,13 +39,13 @@ impl Bakery {
         } else {
             p
         };
-        let inv = command::build(p, &settings);
+        let mut inv = command::build(p, &settings);
         // Secrets reach the supervisor (and so Packer) only through its environment: the
         // credentials as Packer reads them, the masked variables under names of kiln's own,
         // which the supervisor turns into an in-memory var file.
         let mut env = inv.env.clone();
         let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-        let secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
+        let mut secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
             let vars = vars
                 .iter()
                 .enumerate()
@@ -64,6 +65,30 @@ impl Bakery {
             Ok(dir) => dir,
             Err(e) => return self.fail_to_start(&record, &e),
         };
+        if ebs_direct {
+            // The ebs-direct builder runs where Packer would, under the same supervisor.
+            let spec = crate::builders::ebs_direct::spec_of(
+                p,
+                &settings,
+                &record.id,
+                Some(
+                    crate::images::staging_dir(&settings.data_dir(), &record.id)
+                        .join("kiln-artifacts"),
+                ),
+            );
+            let path = temp_dir.path().join("ebs-direct.json");
+            let written = serde_json::to_vec_pretty(&spec)
+                .map_err(std::io::Error::other)
+                .and_then(|json| std::fs::write(&path, json));
+            if let Err(e) = written {
+                return self.fail_to_start(&record, &e);
+            }
+            let (argv, at) = crate::builders::ebs_direct::argv(&self.inner.kiln_exe, &path);
+            if let Some(s) = secret_vars.as_mut() {
+                s.at = at;
+            }
+            inv.argv = argv;
+        }
         let spec = RunSpec {
             argv: inv.argv.clone(),
             cwd: Some(settings.config_dir()),

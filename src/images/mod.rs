@@ -17,7 +17,7 @@ mod build;
 mod catalog;
 mod cli;
 mod finish;
-mod rootfs;
+pub mod rootfs;
 mod run;
 mod stage;
 

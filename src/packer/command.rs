@@ -133,6 +133,7 @@ mod tests {
             secret_variables: vec![pair("api_token", "s3cr3t-TOKEN")],
             env: vec![pair("AWS_SECRET_ACCESS_KEY", "s3cr3t-KEY")],
             run_as_root,
+            builder: Default::default(),
             timeout: None,
             idle_timeout: None,
         }

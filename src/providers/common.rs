@@ -41,7 +41,91 @@ pub enum BakeError {
 type Vars = Vec<(String, String)>;
 
 /// Extended attributes kiln reads itself; they are not passed to Packer.
-pub const KILN_ATTRIBUTES: [&str; 3] = ["kiln_timeout", "kiln_idle_timeout", qemu::BOOT_TEST];
+pub const KILN_ATTRIBUTES: [&str; 4] = [
+    "kiln_timeout",
+    "kiln_idle_timeout",
+    qemu::BOOT_TEST,
+    BUILDER_ATTRIBUTE,
+];
+
+/// The extended attribute that picks a bake's builder (`packer` or `ebs-direct`).
+pub const BUILDER_ATTRIBUTE: &str = "kiln_builder";
+
+/// What builds the image: Packer with a template (the default), or kiln's ebs-direct builder
+/// (AWS: the root snapshot written from kiln's host through the EBS direct APIs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Builder {
+    #[default]
+    Packer,
+    EbsDirect,
+}
+
+impl Builder {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Builder::Packer => "packer",
+            Builder::EbsDirect => "ebs-direct",
+        }
+    }
+
+    fn parse(value: &str, field: &str) -> Result<Builder, BakeError> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "" | "packer" => Ok(Builder::Packer),
+            "ebs-direct" => Ok(Builder::EbsDirect),
+            _ => Err(BakeError::Invalid(format!(
+                "{field} {} is not a builder: use packer or ebs-direct",
+                escaped(value)
+            ))),
+        }
+    }
+}
+
+/// The bake's builder: the request's `kiln_builder`, else the base image's `builder`, else
+/// Packer; and what the ebs-direct builder cannot honour, refused before anything runs.
+fn builder(
+    req: &BakeRequest,
+    provider: &str,
+    image: &crate::config::BaseImage,
+    kind: PackageType,
+) -> Result<Builder, BakeError> {
+    let attributes = req.extended_attributes();
+    let (builder, field) = match attributes.get(BUILDER_ATTRIBUTE) {
+        Some(v) => (
+            Builder::parse(v, "extended attribute kiln_builder")?,
+            "extended attribute kiln_builder",
+        ),
+        None => (
+            Builder::parse(image.builder.as_deref().unwrap_or(""), "baseImage.builder")?,
+            "the base image's builder",
+        ),
+    };
+    if builder == Builder::EbsDirect {
+        let refuse = |why: &str| {
+            Err(BakeError::Invalid(format!(
+                "{field} is ebs-direct, which {why}"
+            )))
+        };
+        if provider != "aws" {
+            return refuse("builds AWS images only: leave kiln_builder out for this provider");
+        }
+        if present(&req.template_file_name).is_some() {
+            return refuse(
+                "runs no Packer template: leave template_file_name out, or bake with packer",
+            );
+        }
+        if kind == PackageType::Nupkg
+            || image
+                .os_type
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("windows"))
+        {
+            return refuse(
+                "installs deb and rpm packages on Linux only: bake Windows images with packer",
+            );
+        }
+    }
+    Ok(builder)
+}
 
 /// A request turned into everything needed to run Packer.
 #[derive(Debug, Clone)]
@@ -74,6 +158,7 @@ pub struct Prepared {
     /// Environment for Packer (credentials).
     pub env: Vec<(String, String)>,
     pub run_as_root: bool,
+    pub builder: Builder,
     pub timeout: Option<Duration>,
     pub idle_timeout: Option<Duration>,
 }
@@ -130,11 +215,14 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         .unwrap_or("deb")
         .parse()
         .map_err(|e| BakeError::Invalid(format!("base image '{}': {e}", base.image.id)))?;
+    let builder = builder(req, &provider, &base.image, kind)?;
+    // Artifacts kiln copies into the image itself: the qemu VM's, and the ebs-direct chroot's.
+    let stages_artifacts = local.is_some() || builder == Builder::EbsDirect;
 
     let requested = req.packages();
     let mut artifacts = req.package_artifacts.clone().unwrap_or_default();
     let mut staged = Vec::new();
-    if local.is_some() {
+    if stages_artifacts {
         artifacts = qemu::with_digests(kind, &artifacts)?;
         staged = qemu::staged_artifacts(kind, &artifacts)?;
     }
@@ -164,7 +252,11 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         ),
         None => (
             aws::variables(req, ctx, &base, &image_name, app_version.as_deref()),
-            recipe::packages_parameter(kind, &resolved.install),
+            if stages_artifacts {
+                qemu::packages_variable(kind, &resolved.install, &staged)
+            } else {
+                recipe::packages_parameter(kind, &resolved.install)
+            },
         ),
     };
     common_variables(&mut vars, req, ctx, &base.image, kind, packages);
@@ -229,6 +321,7 @@ pub fn prepare(req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeE
         secret_variables,
         requested_attributes,
         env,
+        builder,
         timeout,
         idle_timeout,
     };

@@ -76,6 +76,12 @@ impl Identity {
             "artifacts": artifacts.iter().map(artifact_input).collect::<Vec<_>>(),
             "run_as_root": p.run_as_root,
         });
+        // Only a builder other than Packer enters the inputs: the identities of Packer bakes
+        // stay what they were before builders existed, so their images keep being reused.
+        if let (super::common::Builder::EbsDirect, Some(map)) = (p.builder, inputs.as_object_mut())
+        {
+            map.insert("builder".into(), Value::String(p.builder.as_str().into()));
+        }
         if let (Some(u), Some(map)) = (unique, inputs.as_object_mut()) {
             map.insert("unique".into(), Value::String(u));
         }

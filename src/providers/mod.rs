@@ -14,7 +14,7 @@ pub mod qemu;
 pub mod source;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
-pub use common::{BakeError, Prepared, RecipeContext, prepare};
+pub use common::{BakeError, Builder, Prepared, RecipeContext, prepare};
 pub use identity::Identity;
 pub use identity::sha256_hex as identity_digest;
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};

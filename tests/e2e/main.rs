@@ -7,6 +7,7 @@ mod admin_faults;
 mod admin_reload;
 mod api;
 mod aws;
+mod ebs_direct;
 mod ec2_client;
 mod error_chains;
 #[cfg(feature = "redis")]
