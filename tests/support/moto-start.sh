@@ -28,8 +28,9 @@ fi
 
 : > "$workdir/moto_recording.jsonl"
 if [[ ${KILN_MOTO_EBS:-} == 1 ]]; then
-  MOTO_ENABLE_RECORDING=False "$venv/bin/python" "$(dirname "$0")/moto-ebs.py" \
-    -H 127.0.0.1 -p "$port" > "$workdir/moto.log" 2>&1 &
+  # moto reads MOTO_ENABLE_RECORDING as a truth value of any non-empty text ("False" records).
+  env -u MOTO_ENABLE_RECORDING MOTO_RECORDER_FILEPATH="$workdir/moto_recording.jsonl" \
+    "$venv/bin/python" "$(dirname "$0")/moto-ebs.py" -H 127.0.0.1 -p "$port" > "$workdir/moto.log" 2>&1 &
 else
   MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH="$workdir/moto_recording.jsonl" \
     "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" > "$workdir/moto.log" 2>&1 &
