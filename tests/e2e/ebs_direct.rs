@@ -300,3 +300,72 @@ fn what_ebs_direct_cannot_honour_is_refused_before_anything_runs() {
     assert_eq!(r.status, 400, "{}", r.body);
     assert!(r.body.contains("kiln_builder"), "{}", r.body);
 }
+
+/// Bakes against a moto whose child-snapshot uploads are slow, so the bake can be caught
+/// mid-upload: canceled (nothing pending, mounted or left in the work folder), and with kiln
+/// SIGKILLed (the next kiln re-attaches; its start-up sweep leaves the running bake alone).
+#[test]
+fn mid_upload_a_cancel_cleans_up_and_a_killed_kiln_reattaches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let moto = Moto::start_env(&[("KILN_MOTO_EBS", "1"), ("KILN_MOTO_EBS_PUT_DELAY", "2")]);
+    let disk = base_disk(&moto);
+    let base = snap(
+        &moto,
+        &[
+            "base",
+            &moto.endpoint,
+            disk.to_str().unwrap(),
+            "bookworm-base",
+        ],
+    );
+    let ami = base["ami"].as_str().unwrap();
+    let deb = test_deb(&tmp.path().join("debs"));
+    let mark = marker();
+    let data = tmp.path().join("kiln");
+    let yaml = config(&moto, ami);
+    let mut kiln = start_marked(&data, &yaml, &mark, &[]);
+
+    // Cancel mid-upload.
+    let id = kiln.bake_id("us-east-1", &request(&deb));
+    crate::harness::wait_for_log(&kiln, &id, "uploading");
+    let r = kiln.get(&format!("/api/v1/us-east-1/cancel/{id}"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let s = kiln.wait(&id, Duration::from_secs(60));
+    assert_eq!(s["state"], "CANCELED", "{s}");
+    // The builder winds down after the cancel answered: wait for it, then look.
+    crate::harness::assert_nothing_left(&mark, &[kiln.pid()]);
+    crate::harness::wait_for_log(&kiln, &id, "Deleted the unfinished snapshot snap-");
+    let snaps = snap(&moto, &["snapshots", &moto.endpoint]);
+    assert!(
+        !snaps
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["state"] == "pending"),
+        "{snaps}"
+    );
+    assert!(mounts_under(&data).is_empty(), "{:?}", mounts_under(&data));
+    assert!(!data.join("ebs-work").join(&id).exists());
+
+    // SIGKILL kiln mid-upload; the next kiln re-attaches and settles the bake with its AMI.
+    let mut other = request(&deb);
+    other["build_host"] = json!("https://ci2.example.invalid/");
+    let id = kiln.bake_id("us-east-1", &other);
+    crate::harness::wait_for_log(&kiln, &id, "uploading");
+    kiln.kill();
+    let kiln = start_marked(&data, &yaml, &mark, &[]);
+    let s = kiln.wait(&id, Duration::from_secs(120));
+    let log = kiln.log(&id);
+    assert_eq!(s["result"], "SUCCESS", "{s}\n{log}");
+    assert!(log.contains("re-attached"), "{log}");
+    let ami = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json()["ami"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        snap(&moto, &["image", &moto.endpoint, "us-east-1", &ami])["ImageId"],
+        ami
+    );
+    assert!(mounts_under(&data).is_empty());
+    crate::harness::assert_nothing_left(&mark, &[kiln.pid()]);
+}

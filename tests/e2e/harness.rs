@@ -134,7 +134,7 @@ impl Moto {
         Self::start_env(&[("KILN_MOTO_EBS", "1")])
     }
 
-    fn start_env(env: &[(&str, &str)]) -> Moto {
+    pub fn start_env(env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..3 {
             let port = free_port();

@@ -15,11 +15,16 @@ have (see ../shared/reference/ebs-direct.md, "moto 5.2.5"):
 - RegisterImage kept only Name and Description: here it keeps the block device mappings, root
   device, architecture, ENA/SR-IOV and boot mode, and refuses an unknown snapshot.
 - EC2 DeleteSnapshot also forgets the snapshot's blocks.
+
+KILN_MOTO_EBS_PUT_DELAY=SECONDS makes every PutSnapshotBlock into a child snapshot that slow (a
+slow link, so a test can cancel or kill kiln mid-upload); a base upload (no parent) is not slowed.
 """
 
 import base64
 import hashlib
+import os
 import sys
+import time
 
 from moto.core.exceptions import JsonRESTError
 from moto.ebs import models as ebs_models
@@ -30,6 +35,7 @@ from moto.ec2.models import elastic_block_store as ec2_ebs
 from moto.ec2.responses import amis as ec2_ami_responses
 
 BLOCK = 524288
+PUT_DELAY = float(os.environ.get("KILN_MOTO_EBS_PUT_DELAY") or 0)
 
 
 class Validation(JsonRESTError):
@@ -93,6 +99,8 @@ def start_snapshot_response(self):
 
 def put_snapshot_block(self, snapshot_id, block_index, block_data, checksum, checksum_algorithm, data_length):
     s = snapshot(self, snapshot_id)
+    if PUT_DELAY and getattr(s, "parent", None):
+        time.sleep(PUT_DELAY)
     if s.status != "pending":
         raise Validation(f"snapshot {snapshot_id} is {s.status}, not pending")
     index = int(block_index)
