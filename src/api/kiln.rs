@@ -92,7 +92,13 @@ pub async fn bake(
         super::error::store_call(&bakery, path, move |s| s.get(&id)).await?
     }
     .ok_or_else(|| ApiError::not_found(path, format!("no bake with id '{id}'")))?;
-    Ok(Json(bake_view(&bakery, &record)))
+    let mut view = bake_view(&bakery, &record);
+    // ebs-direct bakes: the per-phase times the builder logged, in seconds.
+    if record.recipe.builder.as_deref() == Some("ebs-direct") {
+        let log = super::error::store_call(&bakery, path, move |s| s.read_log(&id)).await?;
+        view["timings"] = json!(crate::builders::ebs_direct::timings(&log));
+    }
+    Ok(Json(view))
 }
 
 #[derive(Deserialize)]

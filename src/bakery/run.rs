@@ -154,6 +154,10 @@ impl Bakery {
                 LogSink::new(self.inner.store.clone(), &record.id, run_dir.clone(), 0),
             ),
         };
+        // ebs-direct bakes: the staged artifacts were copied into the image; drop them.
+        if record.recipe.builder.as_deref() == Some("ebs-direct") {
+            let _ = std::fs::remove_dir_all(crate::images::staging_dir(&self.data_dir(), &record.id));
+        }
         // qemu bakes: the image's files, digest and boot check (`images::finish`) decide too.
         let mut after = None;
         if record.provider == "qemu"

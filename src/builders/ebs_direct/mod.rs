@@ -23,6 +23,7 @@ mod say;
 pub mod spec;
 mod work;
 
+pub use say::timings;
 pub use spec::Spec;
 pub use work::sweep;
 

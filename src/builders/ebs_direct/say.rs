@@ -64,6 +64,20 @@ pub fn timing(phase: &str, took: Duration) {
     ));
 }
 
+/// The phase times a log holds (`ebs-direct: phase X took Ys`), in seconds; a phase that ran
+/// twice (a re-run bake) keeps its last time.
+pub fn timings(log: &str) -> std::collections::BTreeMap<String, f64> {
+    const MARK: &str = "ebs-direct: phase ";
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(MARK)? + MARK.len()..];
+            let (phase, took) = rest.split_once(" took ")?;
+            let secs = took.trim().strip_suffix('s')?.parse().ok()?;
+            Some((phase.to_string(), secs))
+        })
+        .collect()
+}
+
 /// The artifact: `region:ami-…` ids, comma-separated as Packer's amazon-ebs does.
 pub fn artifact(ids: &[(String, String)]) {
     let id: Vec<String> = ids.iter().map(|(r, a)| format!("{r}:{a}")).collect();
@@ -87,6 +101,15 @@ pub fn artifact(ids: &[(String, String)]) {
 mod tests {
     use super::*;
     use crate::packer::output::{Outcome, PackerEvent, parse_line};
+
+    #[test]
+    fn timings_are_read_back_from_the_log() {
+        let log = "==> amazon-ebs: ebs-direct: phase fetch took 3.10s\n    amazon-ebs: ebs-direct: phase nonsense\n==> amazon-ebs: ebs-direct: phase diff took 0.31s\n";
+        let t = timings(log);
+        assert_eq!(t.len(), 2);
+        assert_eq!(t["fetch"], 3.1);
+        assert_eq!(t["diff"], 0.31);
+    }
 
     #[test]
     fn lines_read_back_through_kilns_parser() {
