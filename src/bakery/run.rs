@@ -155,8 +155,11 @@ impl Bakery {
             ),
         };
         // ebs-direct bakes: the staged artifacts were copied into the image; drop them.
+        // A builder SIGKILLed after the grace could not clean up: its mount and loop device go now.
         if record.recipe.builder.as_deref() == Some("ebs-direct") {
-            let _ = std::fs::remove_dir_all(crate::images::staging_dir(&self.data_dir(), &record.id));
+            let _ =
+                std::fs::remove_dir_all(crate::images::staging_dir(&self.data_dir(), &record.id));
+            crate::builders::ebs_direct::release_ended(&self.data_dir(), &record.id);
         }
         // qemu bakes: the image's files, digest and boot check (`images::finish`) decide too.
         let mut after = None;

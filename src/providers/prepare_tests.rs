@@ -121,18 +121,27 @@ fn the_builder_is_opted_into_per_base_image_or_per_bake_and_is_part_of_the_ident
     assert_eq!(packer.builder, Builder::Packer);
     assert!(packer.identity.inputs.get("builder").is_none());
     let by_attribute = f
-        .prepare(request(json!({"extended_attributes": {"kiln_builder": "ebs-direct"}})))
+        .prepare(request(
+            json!({"extended_attributes": {"kiln_builder": "ebs-direct"}}),
+        ))
         .unwrap();
     assert_eq!(by_attribute.builder, Builder::EbsDirect);
     assert_eq!(by_attribute.identity.inputs["builder"], "ebs-direct");
     assert_ne!(by_attribute.identity.digest, packer.identity.digest);
     // kiln reads kiln_builder; Packer never sees it.
-    assert!(!by_attribute.variables.iter().any(|(k, _)| k == "kiln_builder"));
+    assert!(
+        !by_attribute
+            .variables
+            .iter()
+            .any(|(k, _)| k == "kiln_builder")
+    );
     let by_base = f.prepare(request(json!({"base_os": "bookworm"}))).unwrap();
     assert_eq!(by_base.builder, Builder::EbsDirect);
     // A bake may go back to Packer on an ebs-direct base.
     let back = f
-        .prepare(request(json!({"base_os": "bookworm", "extended_attributes": {"kiln_builder": "packer"}})))
+        .prepare(request(
+            json!({"base_os": "bookworm", "extended_attributes": {"kiln_builder": "packer"}}),
+        ))
         .unwrap();
     assert_eq!(back.builder, Builder::Packer);
 }
@@ -142,19 +151,33 @@ fn what_ebs_direct_cannot_honour_is_a_400_naming_the_field() {
     let f = Fixture::new();
     let ebs = json!({"kiln_builder": "ebs-direct"});
     let e = f
-        .prepare(request(json!({"extended_attributes": ebs, "template_file_name": "aws-ebs.json"})))
+        .prepare(request(
+            json!({"extended_attributes": ebs, "template_file_name": "aws-ebs.json"}),
+        ))
         .unwrap_err();
-    assert!(e.contains("kiln_builder") && e.contains("template_file_name"), "{e}");
+    assert!(
+        e.contains("kiln_builder") && e.contains("template_file_name"),
+        "{e}"
+    );
     let e = f
-        .prepare(request(json!({"base_os": "windows", "package": "app", "extended_attributes": ebs})))
+        .prepare(request(
+            json!({"base_os": "windows", "package": "app", "extended_attributes": ebs}),
+        ))
         .unwrap_err();
     assert!(e.contains("Windows"), "{e}");
     let e = f
-        .prepare(request(json!({"extended_attributes": {"kiln_builder": "fast"}})))
+        .prepare(request(
+            json!({"extended_attributes": {"kiln_builder": "fast"}}),
+        ))
         .unwrap_err();
-    assert!(e.contains("kiln_builder") && e.contains("packer or ebs-direct"), "{e}");
+    assert!(
+        e.contains("kiln_builder") && e.contains("packer or ebs-direct"),
+        "{e}"
+    );
     let e = f
-        .prepare(request(json!({"base_os": "bookworm", "template_file_name": "aws-ebs.json"})))
+        .prepare(request(
+            json!({"base_os": "bookworm", "template_file_name": "aws-ebs.json"}),
+        ))
         .unwrap_err();
     assert!(e.contains("base image's builder"), "{e}");
 }

@@ -181,10 +181,20 @@ fn an_ebs_direct_bake_writes_only_changed_blocks_into_a_child_of_the_base() {
     assert_eq!(view["recipe"]["builder"], "ebs-direct", "{view}");
     assert_eq!(view["inputs"]["builder"], "ebs-direct", "{view}");
     for phase in ["fetch", "install", "diff", "upload", "register", "total"] {
-        assert!(view["timings"][phase].as_f64().is_some(), "{phase}: {}", view["timings"]);
+        assert!(
+            view["timings"][phase].as_f64().is_some(),
+            "{phase}: {}",
+            view["timings"]
+        );
     }
     eprintln!("ebs-direct: timings {}", view["timings"]);
-    assert!(!data.join("staging").join(&id).exists() || std::fs::read_dir(data.join("staging").join(&id)).unwrap().next().is_none());
+    assert!(
+        !data.join("staging").join(&id).exists()
+            || std::fs::read_dir(data.join("staging").join(&id))
+                .unwrap()
+                .next()
+                .is_none()
+    );
 
     // The image: the base's mappings, root device, ENA and boot mode; its root is a new snapshot.
     let image = snap(&moto, &["image", &moto.endpoint, "us-east-1", &new_ami]);

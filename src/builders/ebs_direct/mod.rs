@@ -25,7 +25,7 @@ mod work;
 
 pub use say::timings;
 pub use spec::Spec;
-pub use work::sweep;
+pub use work::{release_ended, sweep};
 
 use crate::aws::CredentialSource;
 use crate::aws::ebs::{BLOCK_SIZE, Ebs};
@@ -148,7 +148,10 @@ async fn bake_until_stopped(spec: Spec, variables: Vec<(String, String)>) -> Exi
     if let Ok(id) = std::fs::read_to_string(&pending) {
         let id = id.trim();
         match state.ec2.delete_snapshot(id).await {
-            Ok(()) => say::say(&format!("Deleted the unfinished snapshot {id}")),
+            Ok(()) => {
+                say::say(&format!("Deleted the unfinished snapshot {id}"));
+                let _ = std::fs::remove_file(&pending);
+            }
             Err(e) => say::say(&format!(
                 "Could not delete the unfinished snapshot {id}: {e}"
             )),

@@ -47,6 +47,14 @@ pub fn hold(dir: &Path) -> std::io::Result<Held> {
 /// for the log. Never follows the image's symlinks: mount points come from the kernel's table.
 pub fn release(dir: &Path) -> Vec<String> {
     let mut notes = Vec::new();
+    // Only the engine can delete a snapshot (it has the credentials); one it left is named here.
+    if let Ok(id) = std::fs::read_to_string(dir.join(PENDING)) {
+        notes.push(format!(
+            "snapshot {} was started and never registered: delete it (EBS also stops it after {} minutes without a block)",
+            id.trim(),
+            super::SNAPSHOT_TIMEOUT_MINUTES
+        ));
+    }
     let root = dir.join(ROOT);
     let killed = kill_rooted_in(&root);
     if killed > 0 {
@@ -110,24 +118,33 @@ pub fn sweep(data_dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(super::spec::work_root(data_dir)) else {
         return Vec::new();
     };
-    let mut released = Vec::new();
-    for e in entries.flatten() {
-        let dir = e.path();
-        if !e.file_type().is_ok_and(|t| t.is_dir()) {
-            continue;
-        }
-        let free = match File::open(dir.join(LOCK)) {
-            Ok(f) => f.try_lock().is_ok(),
-            Err(_) => true,
-        };
-        if free {
-            for note in release(&dir) {
-                tracing::info!(dir = %dir.display(), "ebs-direct sweep: {note}");
-            }
-            released.push(dir);
+    entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter_map(|e| release_if_ended(&e.path()).then(|| e.path()))
+        .collect()
+}
+
+/// After a run ended (its engine may have been SIGKILLed after the grace): releases the bake's
+/// work folder if its engine is gone. Notes go to kiln's log.
+pub fn release_ended(data_dir: &Path, bake_id: &str) {
+    let dir = super::spec::work_root(data_dir).join(bake_id);
+    if dir.is_dir() {
+        release_if_ended(&dir);
+    }
+}
+
+fn release_if_ended(dir: &Path) -> bool {
+    let free = match File::open(dir.join(LOCK)) {
+        Ok(f) => f.try_lock().is_ok(),
+        Err(_) => true,
+    };
+    if free {
+        for note in release(dir) {
+            tracing::warn!(dir = %dir.display(), "ebs-direct cleanup: {note}");
         }
     }
-    released
+    free
 }
 
 #[cfg(test)]
