@@ -392,11 +392,12 @@ fn what_ebs_direct_cannot_honour_is_refused_before_anything_runs() {
     assert!(r.body.contains("kiln_builder"), "{}", r.body);
 }
 
-/// Bakes against a moto whose child-snapshot uploads are slow, so the bake can be caught
+/// A failed install leaves nothing behind. Bakes against a moto whose child-snapshot uploads
+/// are slow, so the bake can be caught
 /// mid-upload: canceled (nothing pending, mounted or left in the work folder), and with kiln
 /// SIGKILLed (the next kiln re-attaches; its start-up sweep leaves the running bake alone).
 #[test]
-fn mid_upload_a_cancel_cleans_up_and_a_killed_kiln_reattaches() {
+fn a_failed_install_and_a_cancel_mid_upload_clean_up_and_a_killed_kiln_reattaches() {
     let tmp = tempfile::tempdir().unwrap();
     let moto = Moto::start_env(&[("KILN_MOTO_EBS", "1"), ("KILN_MOTO_EBS_PUT_DELAY", "2")]);
     let disk = base_disk(&moto);
@@ -415,6 +416,29 @@ fn mid_upload_a_cancel_cleans_up_and_a_killed_kiln_reattaches() {
     let data = tmp.path().join("kiln");
     let yaml = config(&moto, ami);
     let mut kiln = start_marked(&data, &yaml, &mark, &[]);
+
+    // A failed install fails the bake with the script's error, and leaves nothing behind.
+    let mut broken = request(&deb);
+    broken["package"] = json!("kiln-no-such-package");
+    broken["package_artifacts"] = json!([]);
+    let id = kiln.bake_id("us-east-1", &broken);
+    let s = kiln.wait(&id, Duration::from_secs(120));
+    let log = kiln.log(&id);
+    assert_eq!(s["result"], "FAILURE", "{s}\n{log}");
+    let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
+    assert!(
+        view["error"]
+            .as_str()
+            .unwrap()
+            .contains("install_packages.sh failed"),
+        "{view}"
+    );
+    assert!(
+        log.contains("failed to install package 'kiln-no-such-package'"),
+        "{log}"
+    );
+    assert!(mounts_under(&data).is_empty(), "{:?}", mounts_under(&data));
+    assert!(!data.join("ebs-work").join(&id).exists());
 
     // Cancel mid-upload.
     let id = kiln.bake_id("us-east-1", &request(&deb));

@@ -392,11 +392,14 @@ async fn upload(
     disk: &Path,
     changed: &[u64],
 ) -> Result<String, String> {
+    // One token per run: a retried StartSnapshot answers the same snapshot, while a re-run of
+    // the bake (requeued after a restart) starts a new one rather than meet a deleted one.
+    let token = uuid::Uuid::new_v4().to_string();
     let started = ebs
         .start(
             volume_gib,
             parent,
-            &spec.bake_id,
+            &token,
             SNAPSHOT_TIMEOUT_MINUTES,
             &format!("kiln ebs-direct: {}", spec.image_name),
         )

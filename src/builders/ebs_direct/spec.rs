@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Spec {
-    /// The bake id: names the work folder and is the StartSnapshot client token.
+    /// The bake id: names the work folder.
     pub bake_id: String,
     pub region: String,
     pub ec2_endpoint: Option<String>,
