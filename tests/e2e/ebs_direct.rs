@@ -64,6 +64,47 @@ fn test_deb(dir: &Path) -> PathBuf {
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
 }
 
+/// A .deb whose postinst sleeps: the install is still running when the test acts.
+fn slow_deb(dir: &Path) -> PathBuf {
+    let root = dir.join("pkg");
+    std::fs::create_dir_all(root.join("DEBIAN")).unwrap();
+    std::fs::write(
+        root.join("DEBIAN/control"),
+        "Package: kiln-ebs-slow\nVersion: 1.0\nArchitecture: all\nMaintainer: kiln tests <kiln@example.invalid>\nDescription: sleeps in postinst\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("DEBIAN/postinst"), "#!/bin/sh\nsleep 120\n").unwrap();
+    let chmod = Command::new("chmod")
+        .args(["0755"])
+        .arg(root.join("DEBIAN/postinst"))
+        .status()
+        .unwrap();
+    assert!(chmod.success());
+    let deb = dir.join("kiln-ebs-slow_1.0_all.deb");
+    let built = Command::new("dpkg-deb")
+        .args(["--build", "--root-owner-group"])
+        .arg(&root)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    deb
+}
+
+/// Processes whose root directory is `root` (a chroot's).
+fn rooted_in(root: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == root))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
 fn config(moto: &Moto, ami: &str) -> String {
     format!(
         r#"aws:
@@ -392,10 +433,10 @@ fn what_ebs_direct_cannot_honour_is_refused_before_anything_runs() {
     assert!(r.body.contains("kiln_builder"), "{}", r.body);
 }
 
-/// A failed install leaves nothing behind. Bakes against a moto whose child-snapshot uploads
-/// are slow, so the bake can be caught
-/// mid-upload: canceled (nothing pending, mounted or left in the work folder), and with kiln
-/// SIGKILLed (the next kiln re-attaches; its start-up sweep leaves the running bake alone).
+/// A failed install leaves nothing behind, nor a builder SIGKILLed mid-install. Bakes against a
+/// moto whose child-snapshot uploads are slow, so a bake can be caught mid-upload: canceled
+/// (nothing pending, mounted or left in the work folder), and with kiln SIGKILLed (the next kiln
+/// re-attaches; its start-up sweep leaves the running bake alone).
 #[test]
 fn a_failed_install_and_a_cancel_mid_upload_clean_up_and_a_killed_kiln_reattaches() {
     let tmp = tempfile::tempdir().unwrap();
@@ -438,6 +479,43 @@ fn a_failed_install_and_a_cancel_mid_upload_clean_up_and_a_killed_kiln_reattache
         "{log}"
     );
     assert!(mounts_under(&data).is_empty(), "{:?}", mounts_under(&data));
+    assert!(!data.join("ebs-work").join(&id).exists());
+
+    // The builder SIGKILLed while a package's postinst runs in the chroot: kiln releases the
+    // mount, the loop device and the chroot's processes once the run has ended.
+    let slow = slow_deb(&tmp.path().join("slow"));
+    let mut body = request(&slow);
+    body["package"] = json!("kiln-ebs-slow");
+    let id = kiln.bake_id("us-east-1", &body);
+    crate::harness::wait_for_log(&kiln, &id, "Setting up kiln-ebs-slow");
+    let root = data.join("ebs-work").join(&id).join("root");
+    assert!(!mounts_under(&root).is_empty(), "mounted while installing");
+    let builder = crate::harness::processes_mentioning(&mark)
+        .into_iter()
+        .find(|p| p.contains("__ebs-direct"))
+        .expect("the builder process");
+    let pid = builder.split(':').next().unwrap();
+    assert!(
+        Command::new("kill")
+            .args(["-KILL", pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let s = kiln.wait(&id, Duration::from_secs(60));
+    assert_eq!(s["result"], "FAILURE", "{s}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while (!mounts_under(&data).is_empty() || !rooted_in(&root).is_empty())
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(mounts_under(&data).is_empty(), "{:?}", mounts_under(&data));
+    assert!(
+        rooted_in(&root).is_empty(),
+        "processes left in the chroot: {:?}",
+        rooted_in(&root)
+    );
     assert!(!data.join("ebs-work").join(&id).exists());
 
     // Cancel mid-upload.
