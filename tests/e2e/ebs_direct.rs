@@ -31,15 +31,21 @@ fn snap(moto: &Moto, args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// The partitioned base disk (built once from the qemu test VM image, cached under target/).
+/// The partitioned base disk (built once from the qemu test VM image, cached under target/;
+/// the VM image is built first when missing, as tests/e2e/vm.rs does).
 fn base_disk(moto: &Moto) -> PathBuf {
     let qcow2 = vm_cache().join("disk.qcow2");
-    assert!(
-        qcow2.exists(),
-        "{} is missing: run tests/support/vm-image.sh {} (scripts/test does)",
-        qcow2.display(),
-        vm_cache().display()
-    );
+    if !qcow2.exists() {
+        let status = Command::new(format!("{REPO}/tests/support/vm-image.sh"))
+            .arg(vm_cache())
+            .status()
+            .expect("run vm-image.sh");
+        assert!(
+            status.success(),
+            "vm-image.sh {} failed: {status}",
+            vm_cache().display()
+        );
+    }
     let out = Path::new(REPO).join("target/ebs-base");
     std::fs::create_dir_all(&out).unwrap();
     let disk = out.join("disk.raw");
@@ -131,10 +137,15 @@ fn config(moto: &Moto, ami: &str) -> String {
 }
 
 fn request(deb: &Path) -> Value {
+    // Shaped as Spinnaker's bake stage sends it.
     json!({
         "package": "kiln-ebs-hello",
         "base_os": "bookworm",
+        "base_label": "release",
+        "vm_type": "hvm",
         "cloud_provider_type": "aws",
+        "user": "anonymous",
+        "spinnaker_execution_id": "01JEBSDIRECT:stage-1",
         "build_host": "https://ci.example.invalid/",
         "package_artifacts": [{"type": "deb", "reference": format!("file://{}", deb.display())}],
         "extended_attributes": {"kiln_builder": "ebs-direct", "share_with": "111122223333"},
