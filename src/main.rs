@@ -58,7 +58,7 @@ fn main() -> ExitCode {
     }
     let cli = Cli::parse_from(args);
     match cli.command {
-        Command::Supervise { run_dir } => kiln::packer::run::supervise(&run_dir),
+        Command::Supervise { run_dir } => kiln::runner::supervise(&run_dir),
         Command::EbsDirect { args } => kiln::builders::ebs_direct::main(&args),
         Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),
         Command::Config(c) => kiln::admin::run_config(cli.config.as_deref(), &c),

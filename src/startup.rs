@@ -113,6 +113,20 @@ impl Application {
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         // `kiln.store`: SQLite in the data dir, or a Redis shared with other instances.
         let store = crate::store::open(&settings).context("cannot open the bake store")?;
+        Self::build_with_store(settings, listener, kiln_exe, store)
+    }
+
+    /// [`Application::build_with_exe`] on a store opened by the caller (a test's decorated
+    /// store, or an embedding program's own engine).
+    pub fn build_with_store(
+        settings: Settings,
+        listener: TcpListener,
+        kiln_exe: std::path::PathBuf,
+        store: Arc<dyn crate::store::BakeStore>,
+    ) -> anyhow::Result<Application> {
+        let data_dir = settings.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         templates::install(&settings).context("cannot prepare configDir")?;
         // ebs-direct bakes whose engine died (a crash, a reboot) leave mounts and loop devices;
         // a running one holds its folder's lock and is left alone.

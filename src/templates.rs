@@ -13,14 +13,14 @@
 mod confined;
 
 use crate::config::Settings;
-use crate::providers::identity_digest as sha256_hex;
+use crate::digest::sha256_hex;
 use anyhow::{Context, bail};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Files kiln ships, with their contents, compiled into the binary.
-pub const SHIPPED: [(&str, &str); 6] = [
+pub const SHIPPED: [(&str, &str); 8] = [
     (
         "aws-ebs.json",
         include_str!("../config/packer/aws-ebs.json"),
@@ -38,6 +38,8 @@ pub const SHIPPED: [(&str, &str); 6] = [
         include_str!("../config/packer/aws-multi-chroot.json"),
     ),
     ("qemu.json", include_str!("../config/packer/qemu.json")),
+    ("gce.json", include_str!("../config/packer/gce.json")),
+    ("docker.json", include_str!("../config/packer/docker.json")),
     (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),

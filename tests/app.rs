@@ -3,9 +3,13 @@
 //! `cargo test` passes on a laptop. Packer is a stand-in script that fails the way Packer fails
 //! (success paths run real Packer in the e2e tier, `--features e2e`).
 
+use kiln::bake::{BakeDetails, BakeRecord, Phase};
 use kiln::startup::Application;
+use kiln::store::{BakeStore, Created, Instance, SqliteStore, StoreResult, Transition};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 const KILN: &str = env!("CARGO_BIN_EXE_kiln");
@@ -22,6 +26,14 @@ struct Served {
 }
 
 async fn serve(data: &Path) -> Served {
+    serve_with(data, |store| store).await
+}
+
+/// [`serve`] on the SQLite store `wrap` decorates.
+async fn serve_with(
+    data: &Path,
+    wrap: impl FnOnce(Arc<dyn BakeStore>) -> Arc<dyn BakeStore>,
+) -> Served {
     use std::os::unix::fs::PermissionsExt;
     let packer = data.join("stand-in-packer");
     std::fs::write(&packer, FAILING_PACKER).unwrap();
@@ -47,7 +59,9 @@ aws:
     let settings = kiln::config::load_str(&yaml, &|_| None).unwrap().settings;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = Application::build_with_exe(settings, listener, KILN.into()).unwrap();
+    std::fs::create_dir_all(data).unwrap();
+    let store = wrap(Arc::new(SqliteStore::open(&data.join("kiln.db")).unwrap()));
+    let app = Application::build_with_store(settings, listener, KILN.into(), store).unwrap();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let done = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
@@ -189,4 +203,183 @@ async fn a_bake_whose_packer_fails_settles_failure_with_packers_error_and_no_sec
     assert!(text.contains("stand-in failure"), "{logs}");
     assert!(!text.contains("kiln-app-test-secret"), "{logs}");
     kiln.stop().await;
+}
+
+/// A store that takes `delay_ms` before every call: a slow disk or a Redis far away.
+struct SlowStore {
+    inner: Arc<dyn BakeStore>,
+    delay_ms: Arc<AtomicU64>,
+}
+
+impl SlowStore {
+    fn wait(&self) {
+        std::thread::sleep(Duration::from_millis(self.delay_ms.load(Ordering::SeqCst)));
+    }
+}
+
+impl BakeStore for SlowStore {
+    fn create(&self, record: &BakeRecord, reuse: bool) -> StoreResult<Created> {
+        self.wait();
+        self.inner.create(record, reuse)
+    }
+    fn get(&self, id: &str) -> StoreResult<Option<BakeRecord>> {
+        self.wait();
+        self.inner.get(id)
+    }
+    fn phase(&self, id: &str) -> StoreResult<Option<Phase>> {
+        self.wait();
+        self.inner.phase(id)
+    }
+    fn details(&self, id: &str) -> StoreResult<Option<BakeDetails>> {
+        self.wait();
+        self.inner.details(id)
+    }
+    fn get_by_identity(&self, identity: &str) -> StoreResult<Option<BakeRecord>> {
+        self.wait();
+        self.inner.get_by_identity(identity)
+    }
+    fn transition(
+        &self,
+        id: &str,
+        phase: Phase,
+        change: Transition,
+        now_ms: i64,
+    ) -> StoreResult<Option<BakeRecord>> {
+        self.wait();
+        self.inner.transition(id, phase, change, now_ms)
+    }
+    fn append_log(&self, id: &str, chunk: &str) -> StoreResult<()> {
+        self.wait();
+        self.inner.append_log(id, chunk)
+    }
+    fn read_log(&self, id: &str) -> StoreResult<String> {
+        self.wait();
+        self.inner.read_log(id)
+    }
+    fn read_log_from(&self, id: &str, offset: usize) -> StoreResult<String> {
+        self.wait();
+        self.inner.read_log_from(id, offset)
+    }
+    fn map_image(&self, region: &str, image: &str, id: &str) -> StoreResult<()> {
+        self.wait();
+        self.inner.map_image(region, image, id)
+    }
+    fn bake_for_image(&self, region: &str, image: &str) -> StoreResult<Option<String>> {
+        self.wait();
+        self.inner.bake_for_image(region, image)
+    }
+    fn unbind(&self, id: &str) -> StoreResult<()> {
+        self.wait();
+        self.inner.unbind(id)
+    }
+    fn delete_by_executions(&self, execution_ids: &[String]) -> StoreResult<usize> {
+        self.wait();
+        self.inner.delete_by_executions(execution_ids)
+    }
+    fn unfinished(&self) -> StoreResult<Vec<BakeRecord>> {
+        self.wait();
+        self.inner.unfinished()
+    }
+    fn ping(&self) -> StoreResult<()> {
+        self.wait();
+        self.inner.ping()
+    }
+    fn probe(&self) -> StoreResult<()> {
+        self.wait();
+        self.inner.probe()
+    }
+    fn instances(&self) -> StoreResult<Vec<Instance>> {
+        self.wait();
+        self.inner.instances()
+    }
+}
+
+/// A slow store holds up the requests that need it, never the others: store calls (and the
+/// file reads of a bake's view) run on blocking threads, not on the async workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_store_holds_up_only_the_requests_that_need_it() {
+    let data = tempfile::tempdir().unwrap();
+    let delay_ms = Arc::new(AtomicU64::new(0));
+    let slow = delay_ms.clone();
+    let kiln = Arc::new(
+        serve_with(data.path(), move |inner| {
+            Arc::new(SlowStore {
+                inner,
+                delay_ms: slow,
+            })
+        })
+        .await,
+    );
+    delay_ms.store(3000, Ordering::SeqCst);
+
+    // Every store-bound route twice (more requests than async workers): one route that called
+    // the store on an async worker would take both, and nothing else would answer.
+    let mut waiting = Vec::new();
+    let gets = [
+        "/api/v1/us-east-1/status/no-such-bake",
+        "/api/v1/us-east-1/bake/no-such-bake",
+        "/api/v1/us-east-1/cancel/no-such-bake",
+        "/api/v1/us-east-1/logs/no-such-bake",
+        "/api/kiln/v1/bakes/no-such-bake",
+        "/health",
+    ];
+    for path in gets {
+        for _ in 0..2 {
+            let k = kiln.clone();
+            waiting.push(tokio::spawn(async move { k.call("GET", path, None).await }));
+        }
+    }
+    for (path, body) in [
+        (
+            "/api/v1/us-east-1/bake",
+            json!({"package": "nginx", "base_os": "ubuntu", "cloud_provider_type": "aws"}),
+        ),
+        (
+            "/api/v1/bakes/delete-requests",
+            json!({"pipelineExecutionIds": ["01HXYZ"]}),
+        ),
+    ] {
+        for _ in 0..2 {
+            let k = kiln.clone();
+            let body = body.clone();
+            waiting.push(tokio::spawn(async move {
+                k.call("POST", path, Some(body)).await
+            }));
+        }
+    }
+    // Timed on this thread with a plain client: the runtime's own timers are served by the
+    // same workers a regression would block.
+    std::thread::sleep(Duration::from_millis(500));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(20)))
+        .build()
+        .into();
+    for path in ["/metrics", "/bakeOptions/aws", "/installedPlugins"] {
+        let started = Instant::now();
+        let status = agent
+            .get(&format!("{}{path}", kiln.base))
+            .call()
+            .map(|r| r.status().as_u16());
+        assert_eq!(status.ok(), Some(200), "{path}");
+        assert!(
+            started.elapsed() < Duration::from_millis(1500),
+            "{path} waited {:?} for a store it does not need",
+            started.elapsed()
+        );
+    }
+    assert!(
+        waiting.iter().any(|w| !w.is_finished()),
+        "the store was not slow: nothing waited on it"
+    );
+
+    delay_ms.store(0, Ordering::SeqCst);
+    for w in waiting {
+        let (status, answer) = w.await.unwrap();
+        // Every held-up request answers in the end: a bake, or a clear 4xx.
+        assert!(matches!(status, 200 | 400 | 404), "{status}: {answer}");
+    }
+    match Arc::try_unwrap(kiln) {
+        Ok(k) => k.stop().await,
+        Err(_) => panic!("a request still holds the server"),
+    }
 }

@@ -5,7 +5,7 @@
 #[path = "support/runner_support.rs"]
 mod support;
 
-use kiln::packer::run::{self, Ending, RunSpec, StoppedBy};
+use kiln::runner::{self, Ending, RunSpec, StoppedBy};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 use support::{SECRET_VAR, TestRun, follow, limits};
@@ -56,7 +56,7 @@ async fn a_successful_run_delivers_its_lines_in_order_and_exits_zero() {
     t.assert_nothing_left().await;
 
     // A finished run re-attaches and reports at once, from where the last reader stopped.
-    let again = run::reattach(&t.dir()).expect("a finished run re-attaches");
+    let again = runner::reattach(&t.dir()).expect("a finished run re-attaches");
     let end = *offsets.last().unwrap();
     let mut more = 0;
     let report = again
@@ -177,7 +177,7 @@ async fn a_silent_packer_hits_the_idle_limit() {
     )
     .await;
     // No trap: bash dies of the signal itself.
-    assert_eq!(seen.report.ending, Ending::Signaled(run::STOP_SIGNAL));
+    assert_eq!(seen.report.ending, Ending::Signaled(runner::STOP_SIGNAL));
     assert_eq!(
         (seen.report.stopped_by, seen.report.killed),
         (Some(StoppedBy::IdleTimeout), false)
@@ -278,9 +278,9 @@ async fn a_dropped_run_keeps_going_and_can_be_reattached_and_canceled() {
         t.supervisor_pid().is_some(),
         "the supervisor survives its Run being dropped"
     );
-    assert!(run::group_alive(pgid));
+    assert!(runner::group_alive(pgid));
 
-    let again = run::reattach(&t.dir()).expect("a live run re-attaches");
+    let again = runner::reattach(&t.dir()).expect("a live run re-attaches");
     assert_eq!(again.pgid(), pgid);
     let seen = follow(
         again,
@@ -305,7 +305,7 @@ async fn a_run_whose_supervisor_and_packer_died_is_lost() {
     let run = t.start_fake("hang", DEFAULT_LOG, &[]).await;
     wait_for_log(&t, "Waiting for instance").await;
     support::kill_pid(t.supervisor_pid().expect("supervisor"), 9);
-    run::signal_group(run.pgid(), run::signal::SIGKILL).unwrap();
+    runner::signal_group(run.pgid(), runner::signal::SIGKILL).unwrap();
     let seen = follow(
         run,
         limits(Some(10_000), None, 1000),
@@ -315,7 +315,7 @@ async fn a_run_whose_supervisor_and_packer_died_is_lost() {
     .await;
     eprintln!("lost run noticed in {:?}", seen.took);
     assert_eq!(seen.report.ending, Ending::Lost);
-    assert!(run::reattach(&t.dir()).is_none());
+    assert!(runner::reattach(&t.dir()).is_none());
     t.assert_nothing_left().await;
 }
 
@@ -329,7 +329,7 @@ async fn a_missing_program_fails_the_start() {
         max_log_bytes: DEFAULT_LOG,
         ..Default::default()
     };
-    let err = run::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[]))
+    let err = runner::start(Path::new(support::KILN), &t.dir(), &spec, &t.env(&[]))
         .await
         .unwrap_err();
     assert!(
@@ -363,7 +363,7 @@ async fn real_packer_cancels_cleanly_when_its_group_is_interrupted() {
     };
     let home = t.tmp.path().to_str().unwrap().to_string();
     let env = t.env(&[("CHECKPOINT_DISABLE", "1"), ("HOME", &home)]);
-    let run = run::start(Path::new(support::KILN), &t.dir(), &spec, &env)
+    let run = runner::start(Path::new(support::KILN), &t.dir(), &spec, &env)
         .await
         .expect("start");
 
@@ -424,7 +424,7 @@ async fn a_packer_whose_supervisor_died_is_stopped_not_left_running() {
         (Ending::Lost, Some(StoppedBy::SupervisorDied), false),
         "Packer ends on the stop signal, before the grace"
     );
-    assert!(!run::group_alive(pgid));
+    assert!(!runner::group_alive(pgid));
     assert!(seen.took < Duration::from_secs(5), "{:?}", seen.took);
     t.assert_nothing_left().await;
 }
@@ -438,7 +438,7 @@ async fn a_restarted_kiln_stops_a_packer_left_without_its_supervisor() {
     support::kill_pid(t.supervisor_pid().expect("supervisor"), 9);
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Packer outlives its supervisor: its writes do not fail (no SIGPIPE).
-    let again = run::reattach(&t.dir()).expect("Packer's group lives");
+    let again = runner::reattach(&t.dir()).expect("Packer's group lives");
     let seen = follow(
         again,
         limits(Some(60_000), None, 2000),
@@ -474,7 +474,7 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
         argv: argv.map(String::from).to_vec(),
         cwd: Some(t.tmp.path().into()),
         redact_env: vec!["KILN_SECRET_VAR_0".into()],
-        secret_vars: Some(run::SecretVars {
+        secret_vars: Some(runner::SecretVars {
             at: 3,
             vars: vec![("tok".into(), "KILN_SECRET_VAR_0".into())],
         }),
@@ -487,7 +487,7 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
         ("HOME", &home),
         ("KILN_SECRET_VAR_0", VALUE),
     ]);
-    let run = run::start(Path::new(support::KILN), &t.dir(), &spec, &env)
+    let run = runner::start(Path::new(support::KILN), &t.dir(), &spec, &env)
         .await
         .expect("start");
     let pgid = run.pgid();
@@ -554,7 +554,7 @@ async fn a_result_written_to_a_full_disk_waits_for_room_instead_of_being_lost() 
         argv: ["sh", "-c", &script].map(String::from).to_vec(),
         ..Default::default()
     };
-    let run = run::start(Path::new(support::KILN), &run_dir, &spec, &t.env(&[]))
+    let run = runner::start(Path::new(support::KILN), &run_dir, &spec, &t.env(&[]))
         .await
         .expect("start");
     // Fill the disk, then let "Packer" print its result and exit.
@@ -577,7 +577,7 @@ async fn a_result_written_to_a_full_disk_waits_for_room_instead_of_being_lost() 
         "the bake is not settled while its result waits"
     );
     assert!(
-        run::layout::supervisor_alive(&run_dir),
+        runner::layout::supervisor_alive(&run_dir),
         "the supervisor lives on, holding its lock"
     );
     assert!(!run_dir.join("exit").exists());

@@ -3,9 +3,10 @@
 //! `kiln serve` would load them, secrets masked.
 
 use super::file::ConfigFile;
+use super::file::{report, require_config};
+use super::secret;
 use super::view::{self, Secrets};
 use super::yaml::{self, Changes};
-use super::{cli, secret};
 use clap::Args;
 use serde_norway::Value;
 use std::path::Path;
@@ -46,7 +47,7 @@ const AT: &str = "aws.bakeryDefaults";
 
 /// `bakery edit`: edits the file in place and prints what changed.
 pub(crate) fn edit(config: Option<&Path>, args: &EditArgs) -> anyhow::Result<()> {
-    let path = cli::require_config(config)?;
+    let path = require_config(config)?;
     let secret = match args.aws_secret_key {
         true => Some(secret::read("AWS secret key: ")?),
         false => None,
@@ -88,22 +89,6 @@ pub(crate) fn edit(config: Option<&Path>, args: &EditArgs) -> anyhow::Result<()>
     file.save()?;
     report(&file, &changes);
     Ok(())
-}
-
-/// Prints the changes (never a secret) and what the operator does next.
-pub(crate) fn report(file: &ConfigFile, changes: &Changes) {
-    if changes.0.is_empty() {
-        println!("{}: no changes", file.path().display());
-        return;
-    }
-    println!("{}:", file.path().display());
-    for line in &changes.0 {
-        println!("  {line}");
-    }
-    if file.had_comments() {
-        eprintln!("note: the file was rewritten; its YAML comments were not kept");
-    }
-    eprintln!("run `kiln deploy apply` to apply it to the running kiln");
 }
 
 /// `bakery show`: the effective bakery settings, secrets masked.

@@ -3,9 +3,7 @@
 //! holds per-region virtualization settings; `--region` (and `--virtualization-type`, default
 //! hvm) selects the one the settings flags change.
 
-use super::bakery::report;
-use super::cli;
-use super::file::ConfigFile;
+use super::file::{ConfigFile, report, require_config};
 use super::yaml::{self, Changes};
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -138,7 +136,7 @@ fn find_settings(entry: &Mapping, region: &str, vt: &str) -> Option<usize> {
 }
 
 fn edit(config: Option<&Path>, id: &str, f: &Fields, add: bool) -> anyhow::Result<()> {
-    let path = cli::require_config(config)?;
+    let path = require_config(config)?;
     let target = f.target()?;
     let mut file = ConfigFile::open(path)?;
     let mut changes = Changes::default();
@@ -223,7 +221,7 @@ fn edit_settings(
 }
 
 fn delete(config: Option<&Path>, id: &str) -> anyhow::Result<()> {
-    let path = cli::require_config(config)?;
+    let path = require_config(config)?;
     let mut file = ConfigFile::open(path)?;
     let aws = yaml::child_map(&mut file.root, "aws");
     let images = yaml::child_seq(yaml::child_map(aws, "bakeryDefaults"), "baseImages");

@@ -4,10 +4,11 @@
 
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
-use super::{deploy, validate};
-use anyhow::anyhow;
-use clap::{Args, Subcommand};
-use std::path::{Path, PathBuf};
+use super::deploy::{self, ApplyArgs};
+use super::validate;
+
+use clap::Subcommand;
+use std::path::Path;
 use std::process::ExitCode;
 
 #[derive(Debug, Subcommand)]
@@ -50,17 +51,6 @@ pub enum DeployCommand {
     Apply(ApplyArgs),
 }
 
-/// Where the running kiln is: as `kiln serve` was told.
-#[derive(Debug, Args)]
-pub struct ApplyArgs {
-    /// The port kiln serves on, if it was started with --port.
-    #[arg(long)]
-    pub port: Option<u16>,
-    /// kiln's data dir, if it was started with --data-dir (its kiln.addr file wins).
-    #[arg(long)]
-    pub data_dir: Option<PathBuf>,
-}
-
 /// `kiln config …`.
 pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
     let result = match cmd {
@@ -90,11 +80,4 @@ fn exit(result: anyhow::Result<bool>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The file an edit writes: `--config` or `KILN_CONFIG`.
-pub(crate) fn require_config(config: Option<&Path>) -> anyhow::Result<&Path> {
-    config.ok_or_else(|| {
-        anyhow!("which config file? pass --config FILE or set KILN_CONFIG (the file kiln serves)")
-    })
 }

@@ -3,12 +3,23 @@
 //! configured: the data dir's `kiln.addr` (written by `kiln serve` once it listens) wins, else
 //! `server.address:server.port` from the same config file.
 
-use super::cli::ApplyArgs;
 use anyhow::Context;
+use clap::Args;
 use serde_json::Value;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Where the running kiln is: as `kiln serve` was told.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The port kiln serves on, if it was started with --port.
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// kiln's data dir, if it was started with --data-dir (its kiln.addr file wins).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+}
 
 pub(crate) fn apply(config: Option<&Path>, args: &ApplyArgs) -> anyhow::Result<bool> {
     let addr = server_addr(config, args)?;

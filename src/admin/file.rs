@@ -3,8 +3,8 @@
 //! sees half a file. A file holding a secret is made mode 0600; otherwise its mode is kept.
 //! The operator's other keys are kept; YAML comments are not (the tree is re-serialized).
 
-use super::yaml;
-use anyhow::{Context, bail};
+use super::yaml::{self, Changes};
+use anyhow::{Context, anyhow, bail};
 use serde_norway::{Mapping, Value};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -119,6 +119,29 @@ fn write_atomically(path: &Path, bytes: &[u8], mode: u32) -> anyhow::Result<()> 
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// The file an edit writes: `--config` or `KILN_CONFIG`.
+pub(crate) fn require_config(config: Option<&Path>) -> anyhow::Result<&Path> {
+    config.ok_or_else(|| {
+        anyhow!("which config file? pass --config FILE or set KILN_CONFIG (the file kiln serves)")
+    })
+}
+
+/// Prints the changes (never a secret) and what the operator does next.
+pub(crate) fn report(file: &ConfigFile, changes: &Changes) {
+    if changes.0.is_empty() {
+        println!("{}: no changes", file.path().display());
+        return;
+    }
+    println!("{}:", file.path().display());
+    for line in &changes.0 {
+        println!("  {line}");
+    }
+    if file.had_comments() {
+        eprintln!("note: the file was rewritten; its YAML comments were not kept");
+    }
+    eprintln!("run `kiln deploy apply` to apply it to the running kiln");
 }
 
 #[cfg(test)]

@@ -16,14 +16,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// Settings (and sections) read once at start: the listener, the data dir, the store and its
-/// connection, the heartbeat, the HTTP server's limits.
-const FIXED: [&str; 6] = [
+/// connection, the heartbeat, the HTTP server's limits, the manifest route's time limit and
+/// manifest bakes at once.
+const FIXED: [&str; 8] = [
     "server",
     "kiln.dataDir",
     "kiln.store",
     "kiln.ha",
     "kiln.http",
     "redis",
+    "kiln.manifests.timeout",
+    "kiln.manifests.maxConcurrent",
 ];
 
 fn is_fixed(path: &str) -> bool {
@@ -131,6 +134,8 @@ fn keep_fixed(new: &mut Settings, old: &Settings) {
     new.kiln.data_dir = old.kiln.data_dir.clone();
     new.kiln.store = old.kiln.store.clone();
     new.kiln.ha = old.kiln.ha.clone();
+    new.kiln.manifests.timeout = old.kiln.manifests.timeout;
+    new.kiln.manifests.max_concurrent = old.kiln.manifests.max_concurrent;
     new.redis = old.redis.clone();
 }
 
@@ -181,6 +186,7 @@ mod tests {
     fn fixed_settings_are_matched_by_section() {
         assert!(is_fixed("server.port") && is_fixed("redis.connection"));
         assert!(is_fixed("kiln.ha.heartbeat") && !is_fixed("kiln.jobs.maxConcurrent"));
+        assert!(is_fixed("kiln.manifests.timeout") && !is_fixed("kiln.manifests.allowFileUrls"));
         assert!(is_fixed("kiln.http.maxConnections"));
         assert!(!is_fixed("serverless"));
     }

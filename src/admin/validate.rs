@@ -5,15 +5,15 @@
 //!
 //! configDir is prepared in a scratch copy, so validating never changes what a running kiln
 //! bakes with. The copy, and Packer's temp files, go to a folder of kiln's own temp folder
-//! (`<dataDir>/tmp/validate-…`, see [`crate::packer::temp`]) that is removed afterwards: no
+//! (`<dataDir>/tmp/validate-…`, see [`crate::runner::temp`]) that is removed afterwards: no
 //! dependency on `$TMPDIR`, nothing left in it. Templates are validated with the variables kiln would pass for a bake of a base
 //! image that selects them (a full check: e.g. a missing `sshUserName` fails here, not in a
 //! bake); a template needing a variable only a request can give falls back to `-syntax-only`.
 
-use crate::bake::BakeRequest;
+use crate::builders::packer::command;
 use crate::config::Settings;
-use crate::packer::{command, temp};
-use crate::providers::{RecipeContext, prepare, resolve_in_config_dir};
+use crate::providers::{RecipeContext, Vars, registry, resolve_in_config_dir};
+use crate::runner::temp;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -83,7 +83,7 @@ impl Staging {
             scratch: None,
             made,
         };
-        let scratch = crate::packer::temp::folder(&settings.data_dir(), temp::SCRATCH_PREFIX)
+        let scratch = crate::runner::temp::folder(&settings.data_dir(), temp::SCRATCH_PREFIX)
             .with_context(|| format!("cannot make a scratch folder in {}", root.display()))?;
         staging.scratch = Some(scratch);
         std::fs::create_dir(staging.packer_temp())?;
@@ -143,20 +143,15 @@ fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
 
 /// Every template the config can select, with why it is checked; configured ones first.
 fn templates(settings: &Settings, dir: &Path) -> Vec<(String, &'static str)> {
-    let d = &settings.aws.bakery_defaults;
     let mut out: Vec<(String, &'static str)> = Vec::new();
     let mut add = |name: &str, why| {
         if !out.iter().any(|(n, _)| n == name) {
             out.push((name.to_string(), why));
         }
     };
-    add(
-        d.template_file.as_deref().unwrap_or("aws-ebs.json"),
-        "aws.bakeryDefaults.templateFile",
-    );
-    for img in &d.base_images {
-        if let Some(t) = &img.base_image.template_file {
-            add(t, "a base image's templateFile");
+    for p in registry::enabled(settings) {
+        for (name, why) in p.configured_templates(settings) {
+            add(&name, why);
         }
     }
     let mut found: Vec<String> = std::fs::read_dir(dir)
@@ -230,31 +225,12 @@ fn needs_request_values(error: &str) -> bool {
 /// The variables kiln would pass baking a base image that selects `name` (else the first base
 /// image); representative values when the config has none to bake. An HCL template gets only
 /// the variables it declares (Packer refuses others; JSON templates ignore them).
-fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vec<(String, String)> {
+fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vars {
     let mut vars = recipe_variables(settings, dir, name).unwrap_or_else(|| {
-        let d = &settings.aws.bakery_defaults;
-        let mut v: Vec<(String, String)> = [
-            ("aws_region", "us-east-1"),
-            ("aws_instance_type", "t3.micro"),
-            ("aws_source_ami", "ami-00000000"),
-            ("aws_target_ami", "kiln-validate"),
-            ("aws_ssh_username", "ubuntu"),
-            ("package_type", "deb"),
-            ("packages", "kiln-validate"),
-        ]
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .into();
-        v.push(("configDir".into(), dir.display().to_string()));
-        for (k, val) in [
-            ("aws_subnet_id", &d.aws_subnet_id),
-            ("aws_vpc_id", &d.aws_vpc_id),
-            ("aws_ec2_endpoint", &d.aws_ec2_endpoint),
-        ] {
-            if let Some(val) = val {
-                v.push((k.to_string(), val.clone()));
-            }
-        }
-        v
+        registry::all()
+            .iter()
+            .flat_map(|p| p.stand_in_variables(settings, dir))
+            .collect()
     });
     if path.to_string_lossy().ends_with(".pkr.hcl") {
         let declared = declared_variables(path);
@@ -263,31 +239,18 @@ fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vec<(S
     vars
 }
 
-fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vec<(String, String)>> {
-    let images = &settings.aws.bakery_defaults.base_images;
-    let image = images
-        .iter()
-        .find(|b| b.base_image.template_file.as_deref() == Some(name))
-        .or(images.first())?;
-    let vs = image.virtualization_settings.first()?;
-    let req = BakeRequest {
-        package_name: Some("kiln-validate".into()),
-        base_os: Some(image.base_image.id.clone()),
-        vm_type: vs.virtualization_type.clone(),
-        template_file_name: Some(name.to_string()),
-        cloud_provider_type: Some("aws".into()),
-        // A stand-in id: validating looks nothing up (a bake resolves a name first).
-        base_ami: Some("ami-00000000".into()),
-        ..Default::default()
-    };
-    let ctx = RecipeContext {
-        settings,
-        config_dir: dir,
-        region: &vs.region,
-        now_ms: crate::bakery::now_ms(),
-        images: &crate::providers::source::NoLookup,
-    };
-    prepare(&req, &ctx).ok().map(|p| p.variables)
+fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vars> {
+    registry::enabled(settings).find_map(|p| {
+        let (req, region) = p.sample_request(settings, name)?;
+        let ctx = RecipeContext {
+            settings,
+            config_dir: dir,
+            region: &region,
+            now_ms: crate::bake::now_ms(),
+            images: &crate::services::source_images::NoLookup,
+        };
+        p.prepare(&req, &ctx).ok().map(|p| p.plan.variables)
+    })
 }
 
 /// `variable "name" {` declarations of an HCL template.

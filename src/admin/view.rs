@@ -3,7 +3,7 @@
 //! compared (the digest never leaves the process); `files:` contents are always digests.
 
 use crate::config::{AwsBakeryDefaults, DurationText, Secret, Settings};
-use crate::providers::identity_digest;
+use crate::digest::sha256_hex;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ fn secret(s: &Option<Secret>, how: Secrets) -> Value {
     match (s, how) {
         (None, _) => Value::Null,
         (Some(_), Secrets::Mask) => json!("******"),
-        (Some(s), Secrets::Digest) => json!(identity_digest(s.expose().as_bytes())),
+        (Some(s), Secrets::Digest) => json!(sha256_hex(s.expose().as_bytes())),
     }
 }
 
@@ -67,7 +67,7 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
     let files: BTreeMap<&String, String> = s
         .files
         .iter()
-        .map(|(k, v)| (k, identity_digest(v.as_bytes())))
+        .map(|(k, v)| (k, sha256_hex(v.as_bytes())))
         .collect();
     let k = &s.kiln;
     json!({
@@ -116,6 +116,23 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
                 "maxConnections": k.http.max_connections,
                 "requestTimeout": duration(&k.http.request_timeout),
             },
+            "manifests": {
+                "timeout": duration(&k.manifests.timeout),
+                "maxArtifactBytes": k.manifests.max_artifact_bytes,
+                "maxOutputBytes": k.manifests.max_output_bytes,
+                "maxConcurrent": k.manifests.max_concurrent,
+                "allowFileUrls": k.manifests.allow_file_urls,
+            },
+        },
+        "helm": {
+            "v3ExecutablePath": s.helm.v3_executable_path,
+            "v2ExecutablePath": s.helm.v2_executable_path,
+            "overridesFileThreshold": s.helm.overrides_file_threshold,
+        },
+        "helmfile": {"executablePath": s.helmfile.executable_path},
+        "kustomize": {
+            "v3ExecutablePath": s.kustomize.v3_executable_path,
+            "v4ExecutablePath": s.kustomize.v4_executable_path,
         },
         "files": files,
         "spectator": yaml(&s.spectator),

@@ -29,6 +29,12 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, path, message)
     }
 
+    /// An error whose message the caller should see whatever the status (a manifest bake's
+    /// renderer or fetch failure, answered as Rosco does).
+    pub fn with_status(status: StatusCode, path: &str, message: impl Into<String>) -> Self {
+        Self::new(status, path, message)
+    }
+
     /// A request that did not arrive within `kiln.http.requestTimeout` (a stalled body).
     pub fn request_timeout(path: &str) -> Self {
         Self::new(
@@ -119,7 +125,7 @@ impl IntoResponse for ApiError {
 
 /// The current time as Spring prints it (`2026-11-24T21:38:40.123+00:00`).
 fn now_iso8601() -> String {
-    jiff::Timestamp::from_millisecond(crate::bakery::now_ms())
+    jiff::Timestamp::from_millisecond(crate::bake::now_ms())
         .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
         .strftime("%Y-%m-%dT%H:%M:%S%.3f+00:00")
         .to_string()
@@ -138,6 +144,26 @@ pub(super) async fn store_call<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(path, e))?
         .map_err(|e| ApiError::from((path, e)))
+}
+
+/// Runs `call` on a blocking thread: for handlers whose work reaches the store (or anything else
+/// synchronous) in more than one call.
+pub(super) async fn blocking<T: Send + 'static>(
+    path: &str,
+    call: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(call)
+        .await
+        .map_err(|e| ApiError::internal(path, e))?
+}
+
+/// A request that cannot be baked: the requester's to fix (400), but for a source image lookup
+/// that failed (503).
+pub(super) fn recipe_error(path: &str, e: crate::providers::BakeError) -> ApiError {
+    match e {
+        crate::providers::BakeError::Lookup(_) => ApiError::unavailable(path, e.to_string()),
+        _ => ApiError::bad_request(path, e.to_string()),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! kiln's own view of a bake, next to Rosco's v1 shapes: its phase (with `queued` and the queue
 //! position), why it ended, its identity and the inputs behind it, and a live log stream.
 
+use super::create::{RebakeQuery, create_bake, reuse_reason};
 use super::{ApiError, Stopping};
 use crate::bake::BakeRecord;
 use crate::bakery::Bakery;
@@ -37,14 +38,10 @@ pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
     })
 }
 
-/// For qemu bakes, the image on this machine: path, size, sha256, kernel and initrd, the boot
-/// check's result and the command that boots it (`images/<id>/image.json`).
+/// The provider's own view of the bake's image (qemu: the image on this machine: path, size,
+/// sha256, kernel and initrd, the boot check's result and the command that boots it).
 fn local_image(bakery: &Bakery, r: &BakeRecord) -> Option<Value> {
-    if r.provider != "qemu" {
-        return None;
-    }
-    let info = crate::images::read_image_info(&bakery.data_dir(), &r.id)?;
-    serde_json::to_value(info).ok()
+    crate::providers::registry::find(&r.provider)?.image(&bakery.data_dir(), r)
 }
 
 /// `POST /api/kiln/v1/{region}/bakes[?rebake=1]` — a bake request as in v1, answered with
@@ -52,32 +49,21 @@ fn local_image(bakery: &Bakery, r: &BakeRecord) -> Option<Value> {
 pub async fn create(
     State(bakery): State<Bakery>,
     Path(region): Path<String>,
-    Query(q): Query<super::v1::RebakeQuery>,
+    Query(q): Query<RebakeQuery>,
     headers: HeaderMap,
     uri: Uri,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let path = uri.path();
-    let created =
-        super::v1::create_bake(bakery.clone(), region, q, headers, path.to_string(), body).await?;
+    let created = create_bake(bakery.clone(), region, q, headers, path.to_string(), body).await?;
     let reason = created.reused.then(|| reuse_reason(&created.record));
+    let view =
+        super::error::blocking(path, move || Ok(bake_view(&bakery, &created.record))).await?;
     Ok(Json(json!({
         "reused": created.reused,
         "reason": reason,
-        "bake": bake_view(&bakery, &created.record),
+        "bake": view,
     })))
-}
-
-/// Why an existing bake answered a request.
-pub fn reuse_reason(r: &BakeRecord) -> String {
-    format!(
-        "same identity ({}) as bake {}, created at {} ms since the epoch and {}",
-        // A stored identity is a hex digest; `get` keeps an odd one from panicking here.
-        r.identity.get(..12).unwrap_or(&r.identity),
-        r.id,
-        r.created_ms,
-        r.phase
-    )
 }
 
 /// `GET /api/kiln/v1/bakes/{id}`.
@@ -86,19 +72,26 @@ pub async fn bake(
     Path(id): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let path = uri.path();
-    let record = {
-        let id = id.clone();
-        super::error::store_call(&bakery, path, move |s| s.get(&id)).await?
-    }
-    .ok_or_else(|| ApiError::not_found(path, format!("no bake with id '{id}'")))?;
-    let mut view = bake_view(&bakery, &record);
-    // ebs-direct bakes: the per-phase times the builder logged, in seconds.
-    if record.recipe.builder.as_deref() == Some("ebs-direct") {
-        let log = super::error::store_call(&bakery, path, move |s| s.read_log(&id)).await?;
-        view["timings"] = json!(crate::builders::ebs_direct::timings(&log));
-    }
-    Ok(Json(view))
+    let path = uri.path().to_string();
+    // The view may read the provider's files (a local image's `image.json`) besides the store.
+    super::error::blocking(&path.clone(), move || {
+        let record = bakery
+            .store()
+            .get(&id)
+            .map_err(|e| ApiError::from((path.as_str(), e)))?
+            .ok_or_else(|| ApiError::not_found(&path, format!("no bake with id '{id}'")))?;
+        let mut view = bake_view(&bakery, &record);
+        // ebs-direct bakes: the per-phase times the builder logged, in seconds.
+        if record.recipe.builder.as_deref() == Some("ebs-direct") {
+            let log = bakery
+                .store()
+                .read_log(&record.id)
+                .map_err(|e| ApiError::from((path.as_str(), e)))?;
+            view["timings"] = json!(crate::builders::ebs_direct::timings(&log));
+        }
+        Ok(Json(view))
+    })
+    .await
 }
 
 #[derive(Deserialize)]

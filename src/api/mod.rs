@@ -3,8 +3,10 @@
 //! between HTTP and the [`Bakery`]; they hold no logic of their own.
 
 mod admin;
+mod create;
 mod error;
 mod kiln;
+mod manifest;
 mod options;
 pub mod server;
 mod status;
@@ -77,12 +79,22 @@ fn routes() -> Router<Bakery> {
 /// dropped connection) when a handler panics; the server keeps serving either way.
 fn with_layers(routes: Router<Bakery>, bakery: Bakery, stopping: CancellationToken) -> Router {
     let request_timeout = bakery.settings().request_timeout();
+    // A manifest bake runs its renderer while the request is open: its own limit is the bake's
+    // (`kiln.manifests.timeout`) on top of the request's.
+    let bake_limit = crate::manifest::Config::from_settings(&bakery.settings()).timeout;
+    let manifests = Router::new()
+        .route("/api/v2/manifest/bake/{type}", post(manifest::bake))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout + bake_limit,
+        ));
     routes
         // Inside the metrics layer, so a 408 is counted; answered in kiln's error shape.
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .merge(manifests)
         .layer(middleware::from_fn(shape_timeouts))
         .layer(middleware::from_fn_with_state(
             bakery.clone(),

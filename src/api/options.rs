@@ -1,15 +1,16 @@
 //! `GET /bakeOptions…`: the base images each enabled provider offers, in Rosco's shape.
 
 use super::ApiError;
+use super::error::blocking;
 use crate::bakery::Bakery;
-use crate::config::{BaseImage, Settings};
+use crate::config::BaseImage;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::Uri;
 use serde_json::{Value, json};
 
 fn base_image_json(b: &BaseImage) -> Value {
-    json!({
+    let mut v = json!({
         "id": b.id,
         "shortDescription": b.short_description,
         "detailedDescription": b.detailed_description,
@@ -17,43 +18,39 @@ fn base_image_json(b: &BaseImage) -> Value {
         "templateFile": b.template_file,
         "osType": b.os_type.as_deref().unwrap_or("linux"),
         "customRepository": b.custom_repository,
-    })
+    });
+    // GCE's image families (Deck marks them in its tooltip).
+    if let (Some(family), Some(map)) = (b.is_image_family, v.as_object_mut()) {
+        map.insert("isImageFamily".into(), family.into());
+    }
+    v
 }
 
-fn providers(settings: &Settings) -> Vec<(&'static str, Vec<BaseImage>)> {
-    let mut out = Vec::new();
-    if settings.aws.enabled {
-        let images = settings
-            .aws
-            .bakery_defaults
-            .base_images
-            .iter()
-            .map(|b| b.base_image.clone())
-            .collect();
-        out.push(("aws", images));
-    }
-    if settings.qemu.enabled {
-        // Configured base images, then those `kiln base-image build` left in the data dir.
-        let images = crate::images::base_images(settings)
-            .iter()
-            .map(|b| b.base_image())
-            .collect();
-        out.push(("qemu", images));
-    }
-    out
+/// The enabled providers and their base images. On a blocking thread: a provider may read its
+/// base images from disk (qemu's data dir).
+async fn providers(bakery: &Bakery, path: &str) -> Result<Vec<Offer>, ApiError> {
+    let settings = bakery.settings();
+    blocking(path, move || {
+        Ok(crate::providers::registry::enabled(&settings)
+            .map(|p| (p.name(), p.base_images(&settings)))
+            .collect())
+    })
+    .await
 }
+
+type Offer = (&'static str, Vec<BaseImage>);
 
 fn options_json(provider: &str, images: &[BaseImage]) -> Value {
     json!({"cloudProvider": provider, "baseImages": images.iter().map(base_image_json).collect::<Vec<_>>()})
 }
 
-pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
-    let settings = bakery.settings();
-    let all: Vec<Value> = providers(&settings)
+pub async fn all(State(bakery): State<Bakery>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let all: Vec<Value> = providers(&bakery, uri.path())
+        .await?
         .iter()
         .map(|(p, imgs)| options_json(p, imgs))
         .collect();
-    Json(Value::Array(all))
+    Ok(Json(Value::Array(all)))
 }
 
 pub async fn one(
@@ -61,8 +58,7 @@ pub async fn one(
     Path(provider): Path<String>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = bakery.settings();
-    let list = providers(&settings);
+    let list = providers(&bakery, uri.path()).await?;
     let Some((p, imgs)) = list.iter().find(|(p, _)| *p == provider) else {
         return Err(ApiError::options_not_found(
             uri.path(),
@@ -77,8 +73,7 @@ pub async fn base_image(
     Path((provider, id)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<Json<Value>, ApiError> {
-    let settings = bakery.settings();
-    let list = providers(&settings);
+    let list = providers(&bakery, uri.path()).await?;
     let Some((_, imgs)) = list.iter().find(|(p, _)| *p == provider) else {
         return Err(ApiError::options_not_found(
             uri.path(),

@@ -1,11 +1,13 @@
 //! `/status/*`, `/health` and `/metrics`.
 
+use super::ApiError;
+use super::error::blocking;
 use crate::bake::BakeStatus;
 use crate::bakery::Bakery;
 use crate::store::StoreError;
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
@@ -22,17 +24,21 @@ fn instance_status(bakery: &Bakery) -> Value {
 }
 
 /// This instance's unfinished bakes (Halyard and Rosco's shape).
-pub async fn instance(State(bakery): State<Bakery>) -> Json<Value> {
-    Json(instance_status(&bakery))
+pub async fn instance(State(bakery): State<Bakery>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    blocking(uri.path(), move || Ok(Json(instance_status(&bakery)))).await
 }
 
 /// Every live instance's unfinished bakes. One node knows only itself; on a shared store
 /// (Redis) every instance with a live heartbeat is listed with the unfinished bakes it owns.
 /// If the store cannot tell, this instance answers for itself.
-pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
+pub async fn all(State(bakery): State<Bakery>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    blocking(uri.path(), move || Ok(Json(all_status(&bakery)))).await
+}
+
+fn all_status(bakery: &Bakery) -> Value {
     let me = bakery.instance_id().to_string();
     let mut instances = serde_json::Map::new();
-    instances.insert(me.clone(), instance_status(&bakery));
+    instances.insert(me.clone(), instance_status(bakery));
     if bakery.store().is_shared() {
         match (bakery.store().instances(), bakery.store().unfinished()) {
             (Ok(live), Ok(unfinished)) => {
@@ -51,7 +57,7 @@ pub async fn all(State(bakery): State<Bakery>) -> Json<Value> {
             }
         }
     }
-    Json(json!({"instance": me, "instances": instances}))
+    json!({"instance": me, "instances": instances})
 }
 
 /// `{"status":"UP"}` when the store can write and read back (a real, briefly cached round

@@ -1,20 +1,16 @@
 //! Rosco's v1 bake endpoints: same paths, methods, JSON fields, status codes and messages.
 
 use super::ApiError;
+use super::create::{RebakeQuery, create_bake, reuse_reason};
+use super::error::{blocking, recipe_error};
 use crate::bake::{BakeRequest, BakeStatus};
-use crate::bakery::{Bakery, CancelError, CreateError, Created};
-use crate::providers::BakeError;
+use crate::bakery::{Bakery, CancelError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Uri};
 use serde::Deserialize;
 use serde_json::{Value, json};
-
-#[derive(Clone, Deserialize)]
-pub struct RebakeQuery {
-    rebake: Option<String>,
-}
 
 /// `POST /api/v1/{region}/bake?rebake=0|1` — only the exact string `1` means rebake.
 pub async fn create(
@@ -28,57 +24,12 @@ pub async fn create(
     let created = create_bake(bakery, region, q, headers, uri.path().to_string(), body).await?;
     let mut out = HeaderMap::new();
     if created.reused
-        && let Ok(v) = super::kiln::reuse_reason(&created.record).parse()
+        && let Ok(v) = reuse_reason(&created.record).parse()
     {
         out.insert("X-Kiln-Reused", v);
     }
     let status = BakeStatus::of(&created.record.id, created.record.phase);
     Ok((out, Json(status)))
-}
-
-/// The create shared by the v1 and kiln endpoints: body, execution-id header, rebake flag. It
-/// runs on a blocking thread: a source image given by name is looked up first (network I/O with
-/// retries), and no async worker may wait on that.
-pub async fn create_bake(
-    bakery: Bakery,
-    region: String,
-    q: RebakeQuery,
-    headers: HeaderMap,
-    path: String,
-    body: Bytes,
-) -> Result<Created, ApiError> {
-    let at = path.clone();
-    tokio::task::spawn_blocking(move || {
-        create_blocking(&bakery, &region, &q, &headers, &path, &body)
-    })
-    .await
-    .map_err(|e| ApiError::internal(&at, e))?
-}
-
-fn create_blocking(
-    bakery: &Bakery,
-    region: &str,
-    q: &RebakeQuery,
-    headers: &HeaderMap,
-    path: &str,
-    body: &[u8],
-) -> Result<Created, ApiError> {
-    let req = BakeRequest::from_json(body).map_err(|e| ApiError::bad_request(path, e.0))?;
-    let header = headers
-        .get("X-SPINNAKER-EXECUTION-ID")
-        .and_then(|h| h.to_str().ok())
-        .map(String::from);
-    if let Some(h) = &header {
-        crate::bake::input::check_value("header X-SPINNAKER-EXECUTION-ID", h)
-            .map_err(|e| ApiError::bad_request(path, e.to_string()))?;
-    }
-    let rebake = q.rebake.as_deref() == Some("1");
-    bakery
-        .create(region, req, rebake, header)
-        .map_err(|e| match e {
-            CreateError::Invalid(e) => invalid(path, e),
-            CreateError::Store(e) => (path, e).into(),
-        })
 }
 
 /// `GET /api/v1/{region}/status/{id}` — the region is ignored, as in Rosco.
@@ -169,36 +120,36 @@ pub async fn delete(
     uri: Uri,
     body: Bytes,
 ) -> Result<String, ApiError> {
-    let path = uri.path();
-    let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(path, e.0))?;
-    // Blocking: a source image given by name is looked up.
-    let prepared = {
-        let bakery = bakery.clone();
-        tokio::task::spawn_blocking(move || bakery.prepare(&region, &req))
-            .await
-            .map_err(|e| ApiError::internal(path, e))?
-            .map_err(|e| invalid(path, e))?
-    };
-    let store = bakery.store();
-    let found = store
-        .get_by_identity(&prepared.identity.digest)
-        .map_err(|e| ApiError::from((path, e)))?;
-    let Some(record) = found else {
-        return Err(ApiError::bad_request(
-            path,
-            format!("Unable to locate bake with key '{}'.", prepared.key),
-        ));
-    };
-    if !record.phase.is_finished() {
-        let _ = bakery.cancel(&record.id);
-    }
-    store
-        .unbind(&record.id)
-        .map_err(|e| ApiError::from((path, e)))?;
-    Ok(format!(
-        "Deleted bake '{}' with id '{}'.",
-        record.key, record.id
-    ))
+    let path = uri.path().to_string();
+    let req = BakeRequest::from_json(&body).map_err(|e| ApiError::bad_request(&path, e.0))?;
+    // Blocking: a source image given by name is looked up, and the store is called.
+    blocking(&path.clone(), move || {
+        let path = path.as_str();
+        let prepared = bakery
+            .prepare(&region, &req)
+            .map_err(|e| recipe_error(path, e))?;
+        let store = bakery.store();
+        let found = store
+            .get_by_identity(&prepared.identity.digest)
+            .map_err(|e| ApiError::from((path, e)))?;
+        let Some(record) = found else {
+            return Err(ApiError::bad_request(
+                path,
+                format!("Unable to locate bake with key '{}'.", prepared.key),
+            ));
+        };
+        if !record.phase.is_finished() {
+            let _ = bakery.cancel(&record.id);
+        }
+        store
+            .unbind(&record.id)
+            .map_err(|e| ApiError::from((path, e)))?;
+        Ok(format!(
+            "Deleted bake '{}' with id '{}'.",
+            record.key, record.id
+        ))
+    })
+    .await
 }
 
 /// `GET /api/v1/{region}/cancel/{id}` (a GET, as in Rosco). A finished bake is left as it is.
@@ -207,15 +158,16 @@ pub async fn cancel(
     Path((_region, id)): Path<(String, String)>,
     uri: Uri,
 ) -> Result<String, ApiError> {
-    let path = uri.path();
-    match bakery.cancel(&id) {
+    let path = uri.path().to_string();
+    blocking(&path.clone(), move || match bakery.cancel(&id) {
         Ok(_) => Ok(format!("Canceled bake '{id}'.")),
         Err(CancelError::NotIncomplete(_)) => Err(ApiError::bad_request(
-            path,
+            &path,
             format!("Unable to locate incomplete bake with id '{id}'."),
         )),
-        Err(CancelError::Store(e)) => Err((path, e).into()),
-    }
+        Err(CancelError::Store(e)) => Err((path.as_str(), e).into()),
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -240,27 +192,24 @@ pub async fn delete_requests(
         .iter()
         .map(|e| e.split(':').next().unwrap_or(e).to_string())
         .collect();
-    let unfinished = bakery
-        .store()
-        .unfinished()
-        .map_err(|e| ApiError::from((path, e)))?;
-    for r in unfinished
-        .iter()
-        .filter(|r| r.execution_id.as_ref().is_some_and(|e| ids.contains(e)))
-    {
-        let _ = bakery.cancel(&r.id);
-    }
-    bakery
-        .store()
-        .delete_by_executions(&ids)
-        .map_err(|e| ApiError::from((path, e)))?;
-    Ok(())
-}
-
-/// A request kiln cannot bake is a 400; a source image lookup that failed is a 503 saying why.
-fn invalid(path: &str, e: BakeError) -> ApiError {
-    match e {
-        BakeError::Lookup(_) => ApiError::unavailable(path, e.to_string()),
-        _ => ApiError::bad_request(path, e.to_string()),
-    }
+    let at = path.to_string();
+    blocking(path, move || {
+        let path = at.as_str();
+        let unfinished = bakery
+            .store()
+            .unfinished()
+            .map_err(|e| ApiError::from((path, e)))?;
+        for r in unfinished
+            .iter()
+            .filter(|r| r.execution_id.as_ref().is_some_and(|e| ids.contains(e)))
+        {
+            let _ = bakery.cancel(&r.id);
+        }
+        bakery
+            .store()
+            .delete_by_executions(&ids)
+            .map(drop)
+            .map_err(|e| ApiError::from((path, e)))
+    })
+    .await
 }

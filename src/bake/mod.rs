@@ -12,3 +12,11 @@ pub use artifact::Artifact;
 pub use record::{BakeDetails, BakeRecord, Recipe, SourceImage};
 pub use request::{BakeRequest, RequestError, present};
 pub use status::{BakeResult, BakeState, BakeStatus, Cause, Phase};
+
+/// Now, in milliseconds since the epoch: how records keep time.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

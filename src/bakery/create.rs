@@ -2,10 +2,10 @@
 
 use super::{Bakery, now_ms};
 use crate::bake::{BakeRecord, BakeRequest, Phase, Recipe, SourceImage};
-use crate::packer::command;
-use crate::providers::source::SourceImages;
-use crate::providers::{BakeError, Builder, Prepared, RecipeContext, prepare};
+use crate::builders;
+use crate::providers::{BakeError, Prepared, RecipeContext, prepare};
 use crate::services::source_images::Finder;
+use crate::services::source_images::SourceImages;
 use crate::store::{Created as Stored, StoreError};
 use std::collections::BTreeMap;
 
@@ -114,7 +114,6 @@ impl Bakery {
             .clone()
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let invocation = command::build(p, &settings);
         let masked = settings.masked_parameters();
         let now = now_ms();
         BakeRecord {
@@ -122,17 +121,14 @@ impl Bakery {
             key: p.key.clone(),
             identity: p.identity.digest.clone(),
             region: region.to_string(),
-            provider: p.provider.clone(),
+            provider: p.provider.to_string(),
             phase: Phase::Queued,
             cause: None,
             request: redacted_request(req, &masked),
             recipe: Recipe {
                 name: p.image_name.clone(),
                 version: p.app_version.clone(),
-                command: match p.builder {
-                    Builder::Packer => invocation.shown(&masked),
-                    Builder::EbsDirect => crate::builders::ebs_direct::shown_command(p),
-                },
+                command: builders::shown(&p.plan, &settings, &masked),
                 variables: shown_variables(p),
                 template: p.template_name.clone(),
                 source_image: p.source_name.as_ref().map(|name| SourceImage {
@@ -140,7 +136,8 @@ impl Bakery {
                     name: name.clone(),
                     via: via.to_string(),
                 }),
-                builder: (p.builder != Builder::Packer).then(|| p.builder.as_str().to_string()),
+                builder: (p.plan.builder != builders::Builder::Packer)
+                    .then(|| p.plan.builder.name().to_string()),
             },
             inputs: p.identity.inputs.clone(),
             created_ms: now,
@@ -158,8 +155,8 @@ impl Bakery {
 }
 
 fn shown_variables(p: &Prepared) -> BTreeMap<String, String> {
-    let mut vars: BTreeMap<String, String> = p.variables.iter().cloned().collect();
-    for (k, _) in &p.secret_variables {
+    let mut vars: BTreeMap<String, String> = p.plan.variables.iter().cloned().collect();
+    for (k, _) in &p.plan.secret_variables {
         vars.insert(k.clone(), "******".into());
     }
     vars

@@ -4,7 +4,7 @@
 //! The offset of the last line stored is kept in the run dir (`consumed`), so a kiln that
 //! re-attaches to a run after a restart continues the log without repeating it.
 
-use crate::packer::output::{Outcome, human_text, parse_line};
+use crate::builders::packer::output::{Outcome, human_text, parse_line};
 use crate::store::{BakeStore, StoreResult};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -36,6 +36,12 @@ struct Route {
     status: u16,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ManifestBake {
+    renderer: &'static str,
+    outcome: &'static str,
+}
+
 type Durations = Family<Outcome, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -43,6 +49,7 @@ pub struct Metrics {
     requested: Family<Flavor, Counter>,
     completed: Durations,
     http: Family<Route, Counter>,
+    manifest_bakes: Family<ManifestBake, Counter>,
     active: Gauge,
     queued: Gauge,
 }
@@ -69,11 +76,15 @@ impl Default for Metrics {
         );
         let routes = "HTTP requests, by matched route and status";
         r.register("kiln_http_requests", routes, http.clone());
+        let manifest_bakes = Family::<ManifestBake, Counter>::default();
+        let manifests = "Manifest bakes (/api/v2/manifest/bake), by renderer and outcome";
+        r.register("kiln_manifest_bakes", manifests, manifest_bakes.clone());
         Metrics {
             registry,
             requested,
             completed,
             http,
+            manifest_bakes,
             active,
             queued,
         }
@@ -105,6 +116,13 @@ impl Metrics {
         self.http.get_or_create(&route).inc();
     }
 
+    /// One manifest bake: `renderer` is a renderer's label (`helm3`) or `unknown`; `outcome`
+    /// one of `success`, `invalid`, `fetch_failed`, `render_failed`.
+    pub fn manifest_bake(&self, renderer: &'static str, outcome: &'static str) {
+        let labels = ManifestBake { renderer, outcome };
+        self.manifest_bakes.get_or_create(&labels).inc();
+    }
+
     /// The text exposition; `active` and `queued` are read at scrape time.
     pub fn render(&self, active: usize, queued: usize) -> String {
         self.active.set(i64::try_from(active).unwrap_or(i64::MAX));
@@ -127,6 +145,7 @@ mod tests {
         m.requested("plain");
         m.completed(Cause::Success, "us-east-1", 90_000);
         m.http("/api/v1/{region}/status/{id}", 400);
+        m.manifest_bake("helm3", "success");
         let text = m.render(2, 1);
         for line in [
             "# TYPE kiln_bakes_requested counter",
@@ -139,6 +158,7 @@ mod tests {
             "kiln_bakes_active 2",
             "kiln_bakes_queued 1",
             "kiln_http_requests_total{route=\"/api/v1/{region}/status/{id}\",status=\"400\"} 1",
+            "kiln_manifest_bakes_total{renderer=\"helm3\",outcome=\"success\"} 1",
             "# EOF",
         ] {
             assert!(

@@ -18,6 +18,7 @@ mod recover;
 pub use recover::Recovered;
 mod run;
 
+use crate::bake::now_ms;
 pub use create::{CreateError, Created};
 pub use metrics::{CONTENT_TYPE as METRICS_CONTENT_TYPE, Metrics};
 use queue::Queue;
@@ -201,13 +202,6 @@ impl Bakery {
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn hostname() -> String {

@@ -116,7 +116,7 @@ impl Bakery {
     /// Stops the Packer run of a bake nobody follows any more: the stop signal to its process
     /// group (Packer deletes what it created), then SIGKILL after the grace period.
     fn stop_run(&self, id: &str) {
-        use crate::packer::run::{STOP_SIGNAL, group_alive, layout, signal_group};
+        use crate::runner::{STOP_SIGNAL, group_alive, layout, signal_group};
         let Ok(Some(pgid)) = layout::read_pgid(&self.run_dir(id)) else {
             return;
         };
@@ -151,7 +151,7 @@ impl Bakery {
             self.until_stored("start", &id, start).await.flatten()
         };
         if let Some(record) = record {
-            self.run_packer(record, &w.prepared, w.token).await;
+            self.run_build(record, &w.prepared, w.token).await;
         }
     }
 }

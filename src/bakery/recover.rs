@@ -6,7 +6,7 @@
 use super::logs::LogSink;
 use super::{Bakery, lock};
 use crate::bake::{BakeRecord, BakeRequest, Cause, Phase};
-use crate::packer::run::{self, Limits};
+use crate::runner::{self, Limits};
 use crate::store::StoreError;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, UNIX_EPOCH};
@@ -81,7 +81,7 @@ impl Bakery {
 
     fn reattach(&self, record: BakeRecord) -> bool {
         let run_dir = self.run_dir(&record.id);
-        let Some(run) = run::reattach(&run_dir) else {
+        let Some(run) = runner::reattach(&run_dir) else {
             return false;
         };
         let settings = self.settings();
@@ -164,7 +164,7 @@ impl Bakery {
     /// instance declared them orphaned, or a cancel came through a peer): nobody waits for
     /// their image, so they must not keep cloud resources busy.
     fn stop_settled_runs(&self) {
-        use crate::packer::run::{STOP_SIGNAL, layout, signal_group};
+        use crate::runner::{STOP_SIGNAL, layout, signal_group};
         let Ok(entries) = std::fs::read_dir(self.data_dir().join("runs")) else {
             return;
         };
@@ -178,7 +178,7 @@ impl Bakery {
             }
             // Also a Packer whose supervisor died: nobody else would stop it.
             if let Ok(Some(pgid)) = layout::read_pgid(&dir)
-                && (layout::supervisor_alive(&dir) || run::group_alive(pgid))
+                && (layout::supervisor_alive(&dir) || runner::group_alive(pgid))
             {
                 tracing::warn!(bake = %id, "stopping a Packer run whose bake was settled while kiln was away");
                 let _ = signal_group(pgid, STOP_SIGNAL);
@@ -191,7 +191,7 @@ impl Bakery {
     /// Removes what dead runs (and crashed validates) left in kiln's temp folder; the folders of
     /// Packer runs that still live stay.
     fn sweep_temp(&self) {
-        use crate::packer::run::layout;
+        use crate::runner::layout;
         let live: Vec<std::path::PathBuf> = std::fs::read_dir(self.data_dir().join("runs"))
             .into_iter()
             .flatten()
@@ -202,17 +202,17 @@ impl Bakery {
                     || layout::read_pgid(dir)
                         .ok()
                         .flatten()
-                        .is_some_and(run::group_alive)
+                        .is_some_and(runner::group_alive)
             })
             .filter_map(|dir| layout::read_spec(&dir).ok()?.temp_dir)
             .collect();
-        crate::packer::temp::sweep(&self.data_dir(), &live);
+        crate::runner::temp::sweep(&self.data_dir(), &live);
     }
 }
 
 /// Whether a run dir shows that Packer was never started: no pgid written and no supervisor.
 fn never_started(run_dir: &std::path::Path) -> bool {
-    use crate::packer::run::layout;
+    use crate::runner::layout;
     !run_dir.join(layout::PGID).exists()
         && !run_dir.join(layout::EXIT).exists()
         && !layout::supervisor_alive(run_dir)
@@ -227,17 +227,14 @@ fn redacted_attribute(req: &BakeRequest, masked: &[String]) -> Option<String> {
         .map(|(k, _)| k.clone())
 }
 
-/// A stored bake's request, bound to the source image it resolved to when it was created: a
-/// re-prepared bake looks nothing up (no network I/O at start-up) and bakes from the same image.
+/// A stored bake's request as its provider re-prepares it: bound to what it resolved when it
+/// was created (AWS: the source image), so a re-prepared bake looks nothing up (no network I/O
+/// at start-up) and bakes from the same image.
 fn stored_request(record: &BakeRecord) -> BakeRequest {
-    let mut req: BakeRequest = serde_json::from_value(record.request.clone()).unwrap_or_default();
-    if let Some(id) = record.inputs["source_image"]
-        .as_str()
-        .filter(|id| crate::providers::source::is_image_id(id))
-    {
-        req.base_ami = Some(id.to_string());
+    match crate::providers::registry::find(&record.provider) {
+        Some(p) => p.stored_request(record),
+        None => serde_json::from_value(record.request.clone()).unwrap_or_default(),
     }
-    req
 }
 
 #[cfg(test)]

@@ -3,103 +3,58 @@
 
 use super::logs::{FLUSH_EVERY, LogSink};
 use super::{Bakery, lock, now_ms};
-use crate::bake::{Artifact, BakeDetails, BakeRecord, Cause, Phase};
-use crate::packer::command;
-use crate::packer::run::{self, Ending, Limits, Run, RunReport, RunSpec, SecretVars, StoppedBy};
-use crate::providers::{Builder, Prepared};
+use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
+use crate::builders::{self, packer::output::Outcome};
+use crate::providers::{self, Prepared, RunContext};
+use crate::runner::{self, Ending, Limits, Run, RunReport, StoppedBy};
 use crate::store::Transition;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
 impl Bakery {
-    pub(super) async fn run_packer(
+    /// Runs a queued bake: the provider's staging, then its build plan under a supervisor.
+    pub(super) async fn run_build(
         &self,
         record: BakeRecord,
-        p: &Prepared,
+        prepared: &Prepared,
         token: CancellationToken,
     ) {
         let settings = self.settings();
         let run_dir = self.run_dir(&record.id);
-        // qemu bakes: artifacts staged and per-bake paths added once the id is known.
-        let staged;
-        let ebs_direct = p.builder == Builder::EbsDirect;
-        let p = if p.provider == "qemu" || ebs_direct {
-            let req = serde_json::from_value(record.request.clone()).unwrap_or_default();
-            match crate::images::prepare_run(&settings.data_dir(), &record.id, p, &req).await {
-                Ok((run, notes)) => {
-                    for n in notes {
-                        let _ = self.inner.store.append_log(&record.id, &format!("{n}\n"));
-                    }
-                    staged = run;
-                    &staged
-                }
-                Err(e) => return self.fail_to_start(&record, &e),
-            }
-        } else {
-            p
+        let data_dir = settings.data_dir();
+        let Some(provider) = providers::registry::find(&record.provider) else {
+            let e = std::io::Error::other(format!("no provider '{}'", record.provider));
+            return self.fail_to_start(&record, &e);
         };
-        let mut inv = command::build(p, &settings);
-        // Secrets reach the supervisor (and so Packer) only through its environment: the
-        // credentials as Packer reads them, the masked variables under names of kiln's own,
-        // which the supervisor turns into an in-memory var file.
-        let mut env = inv.env.clone();
-        let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-        let mut secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
-            let vars = vars
-                .iter()
-                .enumerate()
-                .map(|(i, (name, value))| {
-                    let var = format!("KILN_SECRET_VAR_{i}");
-                    env.push((var.clone(), value.clone()));
-                    redact_env.push(var.clone());
-                    (name.clone(), var)
-                })
-                .collect();
-            SecretVars { at: *at, vars }
-        });
-        env.extend(inv.plain_env.iter().cloned());
-        let temp_dir = match crate::packer::temp::folder(&settings.data_dir(), "r")
-            .and_then(|dir| crate::packer::temp::check_socket_room(dir.path()).map(|()| dir))
+        let mut p = prepared.clone();
+        let run = RunContext {
+            data_dir: &data_dir,
+            record: &record,
+        };
+        match provider.before_run(run, &mut p).await {
+            Ok(notes) => {
+                for n in notes {
+                    let _ = self.inner.store.append_log(&record.id, &format!("{n}\n"));
+                }
+            }
+            Err(e) => return self.fail_to_start(&record, &*e),
+        }
+        let temp_dir = match crate::runner::temp::folder(&data_dir, "r")
+            .and_then(|dir| crate::runner::temp::check_socket_room(dir.path()).map(|()| dir))
         {
             Ok(dir) => dir,
             Err(e) => return self.fail_to_start(&record, &e),
         };
-        if ebs_direct {
-            // The ebs-direct builder runs where Packer would, under the same supervisor.
-            let spec = crate::builders::ebs_direct::spec_of(
-                p,
-                &settings,
-                &record.id,
-                Some(
-                    crate::images::staging_dir(&settings.data_dir(), &record.id)
-                        .join("kiln-artifacts"),
-                ),
-            );
-            let path = temp_dir.path().join("ebs-direct.json");
-            let written = serde_json::to_vec_pretty(&spec)
-                .map_err(std::io::Error::other)
-                .and_then(|json| std::fs::write(&path, json));
-            if let Err(e) = written {
-                return self.fail_to_start(&record, &e);
-            }
-            let (argv, at) = crate::builders::ebs_direct::argv(&self.inner.kiln_exe, &path);
-            if let Some(s) = secret_vars.as_mut() {
-                s.at = at;
-            }
-            inv.argv = argv;
-        }
-        let spec = RunSpec {
-            argv: inv.argv.clone(),
-            cwd: Some(settings.config_dir()),
-            redact_env,
-            max_log_bytes: settings.max_log_bytes(),
-            secret_vars,
-            temp_dir: Some(temp_dir.path().to_path_buf()),
-        };
+        p.plan.run = Some(builders::PlanRun {
+            bake_id: record.id.clone(),
+            kiln_exe: self.inner.kiln_exe.clone(),
+        });
+        let launch = builders::launch(&p.plan, &settings, Some(temp_dir.path().to_path_buf()));
         // Request values in the command are shown escaped: they cannot forge a log line.
-        tracing::info!(bake = %record.id, command = %crate::telemetry::Escaped(&record.recipe.command.join(" ")), "starting packer");
-        let started = run::start(&self.inner.kiln_exe, &run_dir, &spec, &env).await;
+        tracing::info!(bake = %record.id, builder = p.plan.builder.name(), command = %crate::telemetry::Escaped(&record.recipe.command.join(" ")), "starting the build");
+        let started =
+            runner::start(&self.inner.kiln_exe, &run_dir, &launch.spec, &launch.env).await;
         let run = match started {
             Ok(run) => run,
             Err(e) => return self.fail_to_start(&record, &e),
@@ -154,30 +109,29 @@ impl Bakery {
                 LogSink::new(self.inner.store.clone(), &record.id, run_dir.clone(), 0),
             ),
         };
-        // ebs-direct bakes: the staged artifacts were copied into the image; drop them.
-        // A builder SIGKILLed after the grace could not clean up: its mount and loop device go now.
-        if record.recipe.builder.as_deref() == Some("ebs-direct") {
-            let _ =
-                std::fs::remove_dir_all(crate::images::staging_dir(&self.data_dir(), &record.id));
-            crate::builders::ebs_direct::release_ended(&self.data_dir(), &record.id);
-        }
-        // qemu bakes: the image's files, digest and boot check (`images::finish`) decide too.
+        // The provider's checks of the made image (qemu: its files, digest, boot check) decide
+        // too.
         let mut after = None;
-        if record.provider == "qemu"
-            && (report.ending, report.stopped_by) == (Ending::Exited(0), None)
+        if (report.ending, report.stopped_by) == (Ending::Exited(0), None)
+            && let Some(provider) = providers::registry::find(&record.provider)
         {
             let mut say = |line: &str| {
                 sink.note(line);
                 sink.flush();
             };
             let data_dir = self.data_dir();
-            after = crate::images::finish(&data_dir, &record, &mut say, &token)
-                .await
-                .err();
+            let run = RunContext {
+                data_dir: &data_dir,
+                record: &record,
+            };
+            after = provider.after_run(run, &mut say, &token).await.err();
         }
         self.settle(&record, &report, &limits, &mut sink, after)
             .await;
         sink.flush();
+        if let Some(provider) = providers::registry::find(&record.provider) {
+            provider.cleanup(&self.data_dir(), &record);
+        }
     }
 
     /// Turns a run's report into the bake's final phase, details and metrics. Its writes are
@@ -274,78 +228,24 @@ impl Bakery {
         }
     }
 
-    /// Rosco's `Bake` for a successful run: the image per region, decorated as a Spinnaker
-    /// artifact.
-    fn details(
-        &self,
-        record: &BakeRecord,
-        outcome: &crate::packer::output::Outcome,
-    ) -> BakeDetails {
-        if record.provider == "qemu" {
-            return crate::images::bake_details(&self.data_dir(), record);
-        }
-        let image_name = outcome
-            .image_name
-            .clone()
-            .unwrap_or_else(|| record.recipe.name.clone());
-        let request: crate::bake::BakeRequest =
-            serde_json::from_value(record.request.clone()).unwrap_or_default();
-        let kind = format!("{}/image", record.provider);
-        let artifact = |location: &str, reference: &str| Artifact {
-            kind: Some(kind.clone()),
-            name: Some(image_name.clone()),
-            location: Some(location.to_string()),
-            reference: Some(reference.to_string()),
-            uuid: Some(record.id.clone()),
-            ..Artifact::default()
+    /// Rosco's `Bake` for a successful run, in its provider's shape.
+    fn details(&self, record: &BakeRecord, outcome: &Outcome) -> BakeDetails {
+        let data_dir = self.data_dir();
+        let run = RunContext {
+            data_dir: &data_dir,
+            record,
         };
-        let artifacts: Vec<Artifact> = outcome
-            .artifacts
-            .iter()
-            .map(|(region, id)| {
-                artifact(
-                    if region.is_empty() {
-                        &record.region
-                    } else {
-                        region
-                    },
-                    id,
-                )
-            })
-            .collect();
-        let own = artifacts
-            .iter()
-            .find(|a| a.location.as_deref() == Some(record.region.as_str()))
-            .or(artifacts.first())
-            .cloned();
-        let mut decorated = own
-            .clone()
-            .unwrap_or_else(|| artifact(&record.region, &image_name));
-        let mut metadata = serde_json::Map::new();
-        metadata.insert(
-            "build_info_url".into(),
-            request.build_info_url.clone().into(),
-        );
-        metadata.insert("build_number".into(), request.build_number.clone().into());
-        decorated.metadata = Some(metadata);
-        BakeDetails {
-            id: record.id.clone(),
-            ami: own.as_ref().and_then(|a| a.reference.clone()),
-            image_name: Some(image_name),
-            regions: (!artifacts.is_empty()).then(|| {
-                artifacts
-                    .iter()
-                    .filter_map(|a| a.location.clone())
-                    .collect()
-            }),
-            artifact: Some(decorated),
-            artifacts: (artifacts.len() > 1).then_some(artifacts),
-            base_ami: None,
+        match providers::registry::find(&record.provider) {
+            Some(provider) => provider.details(run, outcome),
+            None => providers::image_details(&record.provider, record, outcome),
         }
     }
 
     fn fail_to_start(&self, record: &BakeRecord, e: &(dyn std::error::Error + 'static)) {
-        let error = format!("could not start Packer: {}", crate::telemetry::Chain(e));
+        if let Some(provider) = providers::registry::find(&record.provider) {
+            provider.cleanup(&self.data_dir(), record);
+        }
+        let error = format!("could not start the build: {}", crate::telemetry::Chain(e));
         self.finish(&record.id, Phase::Failed, Cause::JobFailed, error);
     }
 }

@@ -266,7 +266,7 @@ fn check_http(s: &Settings) -> anyhow::Result<()> {
 /// `kiln.store` names an engine this build has; a Redis engine gets a usable URI and
 /// heartbeat timings that leave room for a missed beat.
 fn check_store(s: &Settings) -> anyhow::Result<()> {
-    use crate::store::{DEFAULT_REDIS_CONNECTION, Engine, check_redis_connection};
+    use super::{DEFAULT_REDIS_CONNECTION, Engine, check_redis_connection};
     let engine = Engine::from_config(s.kiln.store.as_deref())
         .map_err(|e| anyhow::anyhow!("key 'kiln.store': {e}"))?;
     if engine != Engine::Redis {

@@ -1,7 +1,7 @@
 //! The typed settings. Field names are the camelCase form of Rosco's keys; the loader has already
 //! folded Spring's relaxed spellings (`default-virtualization-type`) into that form.
 
-use super::DurationText;
+use super::{DockerSettings, DurationText, GoogleSettings};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -25,9 +25,18 @@ pub struct Settings {
     pub chocolatey_repository: Option<String>,
     pub packer: PackerSettings,
     pub aws: AwsSettings,
+    /// Google Compute Engine (Rosco's `gce` provider).
+    pub google: GoogleSettings,
+    pub docker: DockerSettings,
     /// kiln: local images baked with Packer's qemu builder.
     pub qemu: QemuSettings,
     pub redis: RedisSettings,
+    /// Rosco's manifest bakes: the Helm executables (`helm.v3ExecutablePath`, …).
+    pub helm: HelmSettings,
+    /// Rosco's `helmfile.executablePath`.
+    pub helmfile: HelmfileSettings,
+    /// Rosco's `kustomize.v3ExecutablePath` and `kustomize.v4ExecutablePath`.
+    pub kustomize: KustomizeSettings,
     pub kiln: KilnSettings,
     /// Files delivered the Operator's way (`profiles__rosco__packer__<name>` → contents).
     pub files: BTreeMap<String, String>,
@@ -157,6 +166,9 @@ pub struct BaseImage {
         skip_serializing_if = "Option::is_none"
     )]
     pub builder: Option<String>,
+    /// GCE: the source is an image family (Deck says so in its tooltip).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub is_image_family: Option<bool>,
     /// kiln: a total time limit for bakes of this image.
     #[serde(skip_serializing)]
     pub timeout: Option<DurationText>,
@@ -262,12 +274,63 @@ pub struct KilnSettings {
     pub packer_path: Option<PathBuf>,
     pub jobs: KilnJobs,
     pub logs: KilnLogs,
-    /// The store engine: `sqlite` (default) or `redis` (see `crate::store::Engine`).
+    /// The store engine: `sqlite` (default) or `redis` (see `crate::config::Engine`).
     pub store: Option<String>,
     /// Several instances on one Redis: heartbeats and orphaned bakes.
     pub ha: KilnHa,
     /// The HTTP server's defences against slow and idle clients.
     pub http: KilnHttp,
+    /// Manifest bakes' limits (`kiln.manifests.*`).
+    pub manifests: KilnManifests,
+}
+
+/// Rosco's `helm.*` (`RoscoHelmConfigurationProperties`): Rosco's defaults are `helm3` and
+/// `helm` on PATH, and a threshold of 0 (overrides always on the command line).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HelmSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub v3_executable_path: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub v2_executable_path: Option<String>,
+    /// Overrides whose `--set` text is this long or longer go into a values file instead
+    /// (0: never).
+    pub overrides_file_threshold: Option<usize>,
+}
+
+/// Rosco's `helmfile.*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HelmfileSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub executable_path: Option<String>,
+}
+
+/// Rosco's `kustomize.*`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KustomizeSettings {
+    #[serde(deserialize_with = "lenient_string")]
+    pub v3_executable_path: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub v4_executable_path: Option<String>,
+}
+
+/// kiln: the limits of manifest bakes (Rosco has none). `timeout` and `maxConcurrent` are read
+/// at start; the others apply to the next bake after a reload.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnManifests {
+    /// How long one bake may take, its fetches and the renderer included (default 2m).
+    pub timeout: Option<DurationText>,
+    /// The most bytes of one input artifact (default 64 MiB), of an unpacked archive (4× that)
+    /// and of the rendered output (default 16 MiB).
+    pub max_artifact_bytes: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    /// Manifest bakes running at once (default 4); more wait, within the route's time limit.
+    pub max_concurrent: Option<usize>,
+    /// Whether `http/file` artifacts may name `file://` URLs on kiln's machine (default false).
+    pub allow_file_urls: bool,
 }
 
 /// `kiln.http`: how long a client may take and how many connections may be open (read at
@@ -484,7 +547,7 @@ impl fmt::Debug for Secret {
 }
 
 /// Spring binds any scalar to a String field; so does kiln (`spotPrice: 0` is the string "0").
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     let v = Option::<serde_norway::Value>::deserialize(d)?;
     match v {
         None | Some(serde_norway::Value::Null) => Ok(None),
@@ -497,7 +560,7 @@ fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     }
 }
 
-fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(super) fn lenient_string_req<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(lenient_string(d)?.unwrap_or_default())
 }
 

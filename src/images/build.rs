@@ -12,7 +12,8 @@
 use super::catalog::{BaseManifest, read_manifest};
 use super::rootfs::{self, mounted_under, remove_tree};
 use super::run::{CommandFailed, Progress, have, output};
-use super::{DISK, INITRD, KERNEL, SSH_KEY, base_images_dir, safe_name, sha256_file};
+use super::{DISK, INITRD, KERNEL, SSH_KEY, base_images_dir, safe_name};
+use crate::digest::sha256_file;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -263,7 +264,7 @@ fn build_in(
         ssh_user_name: "root".into(),
         ssh_key: SSH_KEY.into(),
         disk_sha256,
-        built_at_ms: crate::bakery::now_ms(),
+        built_at_ms: crate::bake::now_ms(),
         build_seconds: started.elapsed().as_secs_f64(),
     };
     let json =

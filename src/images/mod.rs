@@ -7,28 +7,26 @@
 //! |---|---|
 //! | `base-images/<id>/` | a base image built by `kiln base-image build <id>` ([`build`]): `disk.qcow2` (ext4, no bootloader), `vmlinuz`, `initrd.img`, `id_ed25519` (root's SSH key) and `base-image.json`, written last |
 //! | `images/<bake id>/` | a baked image: `<image name>.qcow2`, its own `vmlinuz` and `initrd.img` (taken from the image, so a kernel upgraded by the bake boots) and `image.json` ([`ImageInfo`]) |
-//! | `staging/<bake id>/` | while a bake runs ([`stage`]): the package artifacts uploaded to the VM, the boot files Packer downloads, the VM's serial log |
+//! | `staging/<bake id>/` | while a bake runs (the qemu provider stages it): the package artifacts uploaded to the VM, the boot files Packer downloads, the VM's serial log |
 //!
 //! Base images in the data dir are offered without configuration; `qemu.baseImages` in the
 //! config adds others (and wins on the same id).
 
+mod baked;
 mod boot;
 mod build;
 mod catalog;
 mod cli;
-mod finish;
 pub mod rootfs;
 mod run;
-mod stage;
 
+pub use baked::{ImageInfo, read_image_info, write_image_info};
 pub use boot::{BootCheck, BootError, BootReport, BootSpec, Ssh, Vm};
 pub use build::{BuildError, BuildOptions, Outcome as Built, build_base_image, host_mirror};
 pub use catalog::{
     BaseManifest, LocalBaseImage, Origin, base_images, find_base_image, read_manifest,
 };
 pub use cli::{BaseImageCommand, run_cli};
-pub use finish::{ImageInfo, bake_details, finish, read_image_info};
-pub use stage::{StageError, prepare_run};
 
 use std::path::{Path, PathBuf};
 
@@ -67,27 +65,6 @@ pub fn safe_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._-+".contains(&b))
 }
 
-/// The SHA-256 of a file, hex, read in 1 MiB blocks.
-pub fn sha256_file(path: &Path) -> std::io::Result<String> {
-    use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
 /// The command that boots an image the way kiln's boot check does, with the console on the
 /// terminal and SSH forwarded to `127.0.0.1:2222`.
 pub fn boot_command(disk: &Path, kernel: &Path, initrd: &Path, append: &str) -> String {
@@ -116,16 +93,5 @@ mod tests {
             assert!(!safe_name(bad), "{bad:?}");
         }
         assert!(!safe_name(&"a".repeat(201)));
-    }
-
-    #[test]
-    fn file_digests_are_sha256() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("x");
-        std::fs::write(&f, b"abc").unwrap();
-        assert_eq!(
-            sha256_file(&f).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
     }
 }

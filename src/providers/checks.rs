@@ -4,7 +4,7 @@
 //! every final variable is checked once more (inert text, one argument's size, the whole
 //! command line's size, package tokens), so a derived value cannot slip past the request checks.
 
-use super::common::BakeError;
+use super::recipe::BakeError;
 use crate::bake::input::{self, MAX_ARG_BYTES};
 use crate::recipe::check_package_token;
 use crate::telemetry::escaped;

@@ -6,30 +6,23 @@
 //! values and the image name's suffix, `ami_suffix` or the clock, left out), the template, var file and the scripts the template names,
 //! by content, and the CI artifacts by reference and digest.
 
-use super::aws::Base;
-use super::common::{Prepared, RecipeContext};
+use super::provider::Selected;
+use super::recipe::{Identity, Prepared, RecipeContext};
 use crate::bake::{Artifact, BakeRequest};
+use crate::digest::sha256_hex;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use std::path::Path;
 
-/// A bake's identity and the inputs it was computed from (secrets excluded).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Identity {
-    pub digest: String,
-    pub inputs: Value,
-}
-
 impl Identity {
-    pub(super) fn of(
+    pub(super) fn of<T>(
         p: &Prepared,
         req: &BakeRequest,
         ctx: &RecipeContext,
-        base: &Base,
+        base: &Selected<T>,
         artifacts: &[Artifact],
     ) -> Identity {
         let mut variables = Map::new();
-        for (k, v) in &p.variables {
+        for (k, v) in &p.plan.variables {
             // The image name's suffix (`ami_suffix`, fresh on every pipeline run, else the
             // clock) and where configDir happens to live change nothing in the image (the files
             // in it count by content), so a re-run pipeline and instances with different data
@@ -41,6 +34,13 @@ impl Identity {
             } else {
                 v.clone()
             };
+            // A value made from the bake's start time (Docker's default tag and appversion)
+            // changes nothing in the image either.
+            let v = if v == ctx.now_ms.to_string() {
+                "{now}".to_string()
+            } else {
+                v
+            };
             variables.insert(k.clone(), Value::String(v));
         }
         // A secret value cannot enter the identity (the digest and inputs are shown, and a
@@ -49,7 +49,7 @@ impl Identity {
         // gives may shape it, and two requests differing only there must never be "the
         // same": such a bake gets a unique identity and is never reused.
         let mut unique = None;
-        for (k, _) in &p.secret_variables {
+        for (k, _) in &p.plan.secret_variables {
             let requested = p.requested_attributes.iter().any(|a| a == k);
             let shown = if requested {
                 unique.get_or_insert_with(|| uuid::Uuid::new_v4().to_string());
@@ -59,28 +59,32 @@ impl Identity {
             };
             variables.insert(k.clone(), Value::String(shown.into()));
         }
-        let template_text = std::fs::read(&p.template_path).unwrap_or_default();
+        let template_text = std::fs::read(&p.plan.template).unwrap_or_default();
         let mut inputs = json!({
             "provider": p.provider,
             "region": ctx.region,
             "base_os": base.image.id,
             "image_name": p.image_name_pattern,
-            "source_image": base.source_ami,
+            "source_image": base.source_image,
             "vm_type": base.vm_type,
             "enhanced_networking": req.enhanced_networking == Some(true),
             "variables": variables,
             "template": {"name": p.template_name, "sha256": sha256_hex(&template_text)},
-            "var_file": p.var_file.as_ref().map(|f| json!({"name": p.var_file_name, "sha256": file_digest(f)})),
-            "scripts": referenced_files(ctx.config_dir, &template_text, &p.template_path),
+            "var_file": p.plan.var_file.as_ref().map(|f| json!({"name": p.var_file_name, "sha256": file_digest(f)})),
+            "scripts": referenced_files(ctx.config_dir, &template_text, &p.plan.template),
             "packages": req.packages(),
             "artifacts": artifacts.iter().map(artifact_input).collect::<Vec<_>>(),
-            "run_as_root": p.run_as_root,
+            "run_as_root": p.plan.run_as_root,
         });
         // Only a builder other than Packer enters the inputs: the identities of Packer bakes
         // stay what they were before builders existed, so their images keep being reused.
-        if let (super::common::Builder::EbsDirect, Some(map)) = (p.builder, inputs.as_object_mut())
+        if let (crate::builders::Builder::EbsDirect, Some(map)) =
+            (p.plan.builder, inputs.as_object_mut())
         {
-            map.insert("builder".into(), Value::String(p.builder.as_str().into()));
+            map.insert(
+                "builder".into(),
+                Value::String(p.plan.builder.name().into()),
+            );
         }
         if let (Some(u), Some(map)) = (unique, inputs.as_object_mut()) {
             map.insert("unique".into(), Value::String(u));
@@ -132,9 +136,4 @@ fn referenced_files(
 
 fn file_digest(path: &Path) -> Option<String> {
     std::fs::read(path).ok().map(|b| sha256_hex(&b))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -3,7 +3,7 @@
 //! `kiln_timeout` and `kiln_idle_timeout`, never lengthen or disable them: a requester must not
 //! be able to hold a concurrency slot longer than the operator allows.
 
-use super::common::BakeError;
+use super::recipe::BakeError;
 use crate::bake::BakeRequest;
 use crate::config::{BaseImage, Settings, parse_duration};
 use std::time::Duration;

@@ -1,20 +1,30 @@
-//! Turning a bake request into a Packer recipe, one cloud at a time. A provider picks the base
-//! image and the template and produces the Packer variables; what is common to every provider
-//! (packages, repository, extended attributes, the template's location, the bake identity) lives
-//! in [`common`]. Providers: `aws` (an AMI) and `qemu` (a qcow2 image on this machine, region
-//! `local`).
+//! Turning a bake request into a recipe, one provider at a time, and what each provider does
+//! around a run. A provider ([`Provider`], registered in [`registry`]) picks the base image,
+//! produces its variables and credentials, names its default template and image-name rule,
+//! lists its base images for `/bakeOptions`, stages and finishes its runs and shapes its result.
+//! What every provider shares (packages, repository, extended attributes, the template's
+//! location, limits, the bake identity) is [`prepare`]. Providers: `aws` (an AMI) and `qemu`
+//! (a qcow2 image on this machine, region `local`).
+//!
+//! Invariant: every final Packer variable has passed [`checks`]; nothing outside this module
+//! branches on a provider's name.
 
 mod aws;
 mod checks;
-mod common;
+mod docker;
+mod gce;
 mod identity;
 mod limits;
 mod paths;
-pub mod qemu;
-pub mod source;
+mod prepare;
+mod provider;
+mod qemu;
+mod recipe;
+pub mod registry;
+mod staged;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};
-pub use common::{BakeError, Builder, Prepared, RecipeContext, prepare};
-pub use identity::Identity;
-pub use identity::sha256_hex as identity_digest;
 pub use paths::{ConfigFile, normal_name, resolve_in_config_dir};
+pub use provider::{HookError, Provider, RunContext, image_details};
+pub use recipe::{BakeError, Identity, Prepared, RecipeContext, Vars};
+pub use registry::prepare;

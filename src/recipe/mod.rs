@@ -10,7 +10,7 @@ mod package;
 
 pub use appversion::app_version;
 pub use artifacts::{ArtifactConflict, Resolved, artifact_package, resolve_packages};
-pub use image_name::{check_aws_image_name, image_name, image_name_pattern};
+pub use image_name::{SUFFIX, check_aws_image_name, image_name, image_name_pattern};
 pub use package::{
     OsPackageName, PackageType, PackageTypeError, check_package_token, packages_parameter,
 };

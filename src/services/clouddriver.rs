@@ -123,6 +123,89 @@ impl Clouddriver {
     }
 }
 
+/// A failed `PUT /artifacts/fetch/`: Clouddriver's HTTP status when it answered one (Rosco
+/// answers the bake with it, as a 404 for a missing artifact), and what went wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("Clouddriver at {base_url}: artifacts/fetch: {detail}")]
+pub struct FetchArtifactError {
+    pub base_url: String,
+    pub status: Option<u16>,
+    pub detail: String,
+}
+
+/// Rosco's `ArtifactDownloaderImpl`: five tries, a second apart.
+pub const FETCH_TRIES: u32 = 5;
+const FETCH_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+impl Clouddriver {
+    /// `PUT {baseUrl}/artifacts/fetch/` with the artifact as JSON; the artifact's bytes, at
+    /// most `max_bytes` of them. A 4xx is not retried, nor is anything once `deadline` has
+    /// passed. Blocking: call it from a blocking thread.
+    pub fn fetch_artifact(
+        &self,
+        artifact: &serde_json::Value,
+        max_bytes: u64,
+        deadline: std::time::Instant,
+    ) -> Result<Vec<u8>, FetchArtifactError> {
+        let error = |status, detail: String| FetchArtifactError {
+            base_url: self.base_url.clone(),
+            status,
+            detail,
+        };
+        let url = format!("{}/artifacts/fetch/", self.base_url);
+        let body = artifact.to_string();
+        let mut last = (None, String::new());
+        for attempt in 1..=FETCH_TRIES {
+            if attempt > 1 {
+                std::thread::sleep(self.retry_delay.min(FETCH_RETRY_DELAY));
+                if std::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
+            let sent = self
+                .agent
+                .put(&url)
+                .header("content-type", "application/json")
+                .send(body.as_bytes());
+            match sent {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let read = resp.body_mut().with_config().limit(max_bytes).read_to_vec();
+                    match (status, read) {
+                        (200..=299, Ok(bytes)) => return Ok(bytes),
+                        (200..=299, Err(e)) => {
+                            return Err(error(
+                                Some(status),
+                                format!(
+                                    "the artifact is over {max_bytes} bytes or unreadable: {e}"
+                                ),
+                            ));
+                        }
+                        (400..=499, body) => {
+                            let text =
+                                String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+                            return Err(error(
+                                Some(status),
+                                format!("HTTP {status}: {}", snippet(&text)),
+                            ));
+                        }
+                        (_, body) => {
+                            let text =
+                                String::from_utf8_lossy(&body.unwrap_or_default()).into_owned();
+                            last = (Some(status), format!("HTTP {status}: {}", snippet(&text)));
+                        }
+                    }
+                }
+                Err(e) => last = (None, e.to_string()),
+            }
+        }
+        Err(error(
+            last.0,
+            format!("{} (after {FETCH_TRIES} tries)", last.1),
+        ))
+    }
+}
+
 fn snippet(text: &str) -> String {
     text.chars()
         .take(300)
@@ -191,6 +274,28 @@ mod tests {
                 ),
             "{line}"
         );
+    }
+
+    #[test]
+    fn artifacts_are_fetched_with_a_put_and_a_404_is_not_retried() {
+        let later = std::time::Instant::now() + Duration::from_secs(30);
+        let (url, seen) = stand_in(vec![(503, "busy"), (200, "kind: A")]);
+        let cd = Clouddriver::new(&url).with_retry_delay(Duration::from_millis(10));
+        let a = serde_json::json!({"type": "s3/object", "reference": "s3://b/k"});
+        assert_eq!(cd.fetch_artifact(&a, 100, later).unwrap(), b"kind: A");
+        assert_eq!(seen.lock().unwrap()[1], "PUT /artifacts/fetch/ HTTP/1.1");
+
+        let (url, seen) = stand_in(vec![(404, "no such artifact"), (200, "x")]);
+        let cd = Clouddriver::new(&url).with_retry_delay(Duration::from_millis(10));
+        let e = cd.fetch_artifact(&a, 100, later).unwrap_err();
+        assert_eq!(e.status, Some(404));
+        assert_eq!(seen.lock().unwrap().len(), 1);
+
+        let (url, _) = stand_in(vec![(200, "0123456789")]);
+        let e = Clouddriver::new(&url)
+            .fetch_artifact(&a, 5, later)
+            .unwrap_err();
+        assert!(e.detail.contains("over 5 bytes"), "{e}");
     }
 
     #[test]

@@ -1,12 +1,62 @@
-//! Where kiln looks a source image up by name (the I/O half of `providers::source`): Rosco's
-//! way through Clouddriver when `services.clouddriver.baseUrl` is set, else EC2 itself
-//! (`DescribeImages` by name with the bake's credentials, region and `awsEc2Endpoint`).
+//! Where kiln looks a source image up by name (the I/O half of the AWS provider's source image rules): the
+//! [`SourceImages`] port, and [`Finder`], Rosco's way through Clouddriver when
+//! `services.clouddriver.baseUrl` is set, else EC2 itself (`DescribeImages` by name with the
+//! bake's credentials, region and `awsEc2Endpoint`).
 
 use super::clouddriver::Clouddriver;
 use crate::aws::CredentialSource;
 use crate::aws::ec2::{Ec2, ImageQuery};
 use crate::config::Settings;
-use crate::providers::source::{Candidate, LookupError, NameQuery, SourceImages};
+
+/// One image a name lookup found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Candidate {
+    /// The image's id in the bake's region (Clouddriver: `amis[region][0]`), if it has one.
+    pub id: Option<String>,
+    /// `hvm`, or `paravirtual`/`pv`.
+    pub virtualization_type: Option<String>,
+    /// ISO 8601 (compared as text, as Rosco compares Clouddriver's dates).
+    pub creation_date: Option<String>,
+}
+
+/// What a name lookup is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameQuery {
+    pub name: String,
+    pub region: String,
+    /// The Spinnaker account (Clouddriver): the request's `account_name`, else
+    /// `aws.defaultAccount`.
+    pub account: Option<String>,
+    /// Who owns the images (EC2): the setting's `sourceAmiOwner`, else the bake's own account.
+    pub owners: Vec<String>,
+}
+
+/// Finds images by name. Blocking: network I/O with retries, so call it on a blocking thread.
+pub trait SourceImages {
+    fn find(&self, query: &NameQuery) -> Result<Vec<Candidate>, LookupError>;
+    /// Where lookups go (`clouddriver`, `ec2`), shown in the bake's view.
+    fn via(&self) -> &'static str;
+}
+
+/// The lookup itself failed (unreachable, refused): not the request's fault.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("looking up the source image '{name}' failed: {detail}")]
+pub struct LookupError {
+    pub name: String,
+    pub detail: String,
+}
+
+/// Used where no lookup may happen (checks of the configuration): every name is unknown.
+pub struct NoLookup;
+
+impl SourceImages for NoLookup {
+    fn find(&self, _query: &NameQuery) -> Result<Vec<Candidate>, LookupError> {
+        Ok(Vec::new())
+    }
+    fn via(&self) -> &'static str {
+        "none"
+    }
+}
 
 /// The lookup the settings choose.
 pub enum Finder {

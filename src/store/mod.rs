@@ -19,10 +19,7 @@ pub mod health;
 mod redis;
 mod sqlite;
 
-pub use engine::{
-    DEFAULT_REDIS_CONNECTION, DEFAULT_REDIS_TIMEOUT_MS, Engine, EngineError,
-    check_redis_connection, open,
-};
+pub use engine::{OpenError, open};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;

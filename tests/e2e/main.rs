@@ -15,6 +15,7 @@ mod ha;
 mod harness;
 mod hostile_requests;
 mod lifecycle;
+mod manifests;
 mod processes;
 mod qemu;
 mod recipes;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bake for real against moto with packer 1.6.6 and save Packer's raw machine-readable output as
-# the fixtures src/packer/output.rs is tested against (tests/fixtures/output/*.log). Also checks
+# the fixtures src/builders/packer/output.rs is tested against (tests/fixtures/output/*.log). Also checks
 # each bake's effect in moto (AMIs, tags, launch permissions, copies, cleanup), so a fixture is
 # only rewritten from a bake that did what it claims.
 #

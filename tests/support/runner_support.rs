@@ -1,7 +1,7 @@
 //! Helpers for `tests/runner.rs`: starting runs of the fake (or real) Packer under a unique
 //! marker, following them, and proving afterwards that no process of the run is left.
 
-use kiln::packer::run::{self, Limits, Run, RunReport, RunSpec};
+use kiln::runner::{self, Limits, Run, RunReport, RunSpec};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 use tokio_util::sync::CancellationToken;
@@ -57,7 +57,7 @@ impl TestRun {
         let mut vars = vec![("FAKE_PACKER_MODE", mode)];
         vars.extend_from_slice(extra);
         let env = self.env(&vars);
-        run::start(Path::new(KILN), &self.dir(), &spec, &env)
+        runner::start(Path::new(KILN), &self.dir(), &spec, &env)
             .await
             .expect("start")
     }

@@ -81,7 +81,36 @@ for t in "$shipped"/aws-chroot.json "$shipped"/aws-multi-chroot.json; do
   check "ena" ok "$t" "${base[@]}" -var aws_ena_support=true
 done
 
+# Google (Rosco's gce variables, the artifact and manifest files kiln writes per run) and Docker.
+echo '[]' > "$scratch/artifacts.json"
+# A service account key's shape (validate parses the file; nothing is signed).
+echo '{"type": "service_account", "project_id": "kiln-validate", "client_email": "kiln@kiln-validate.iam.gserviceaccount.com", "private_key_id": "0", "private_key": ""}' > "$scratch/gce-key.json"
+gce=(
+  -var gce_project_id=kiln-validate -var gce_zone=us-central1-f -var gce_network=default
+  -var gce_target_image=kiln-validate-all-1700000000000-bionic
+  -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1 -var build_info_url=https://ci.example.com/job/1/
+  -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+  -var "artifactFile=$scratch/artifacts.json" -var "manifestFile=$scratch/manifest.json"
+)
+check "kiln vars, source image" ok "$shipped/gce.json" "${gce[@]}" -var gce_source_image=ubuntu-1804-bionic-v20200923
+check "kiln vars, image family" ok "$shipped/gce.json" "${gce[@]}" -var gce_source_image_family=ubuntu-1804-lts
+check "network project, subnetwork, internal ip, key file" ok "$shipped/gce.json" "${gce[@]}" \
+  -var gce_source_image_family=ubuntu-1804-lts -var gce_network_project_id=xpn-host \
+  -var gce_subnetwork=sub-1 -var gce_use_internal_ip=true -var "gce_account_file=$scratch/gce-key.json"
+docker=(
+  -var docker_source_image=ubuntu:bionic -var docker_target_image=my-org/kiln-validate
+  -var docker_target_image_tag=35b6f1c -var docker_target_repository=registry.example:5000
+  -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1 -var package_type=deb
+  -var 'packages=kiln-validate=1.0.0-h1 nginx' -var "configDir=$shipped"
+)
+check "kiln vars" ok "$shipped/docker.json" "${docker[@]}"
+
 # The checks above prove nothing if validate passed everything: these must fail.
+check "missing gce_project_id (required)" fail "$shipped/gce.json" \
+  -var gce_zone=us-central1-f -var gce_target_image=x -var "configDir=$shipped" \
+  -var "artifactFile=$scratch/artifacts.json" -var "manifestFile=$scratch/m.json"
+check "missing docker_target_repository (required)" fail "$shipped/docker.json" \
+  -var docker_source_image=ubuntu:bionic -var docker_target_image=x -var "configDir=$shipped"
 check "missing aws_target_ami (required)" fail "$shipped/aws-ebs.json" \
   -var aws_region=us-east-1 -var aws_source_ami=ami-785db401 -var "configDir=$shipped"
 check "configDir without install_packages.sh" fail "$shipped/aws-ebs.json" \

@@ -31,6 +31,9 @@ use crate::aws::CredentialSource;
 use crate::aws::ebs::{BLOCK_SIZE, Ebs};
 use crate::aws::ec2::{Ec2, ImageQuery};
 use crate::aws::ec2_images::Registration;
+use crate::builders::{BuildPlan, Launch};
+use crate::config::Settings;
+use crate::runner::{RunSpec, SecretVars};
 use futures_util::{StreamExt, TryStreamExt};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -46,17 +49,23 @@ const SNAPSHOT_TIMEOUT_MINUTES: u32 = 60;
 /// How long CompleteSnapshot may take to reach `completed`.
 const COMPLETE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
-/// `kiln __ebs-direct <spec.json> [-var-file=PATH]`: the whole bake; the exit code is 0 for an
+/// `kiln __ebs-direct <spec.json | -> [-var-file=PATH]` (`-`: the spec is in [`SPEC_ENV`]): the whole bake; the exit code is 0 for an
 /// AMI, 1 for a failure, 130 when stopped by a signal.
 pub fn main(args: &[String]) -> ExitCode {
     let Some(spec_path) = args.first() else {
         say::error("usage: kiln __ebs-direct <spec.json> [-var-file=PATH]");
         return ExitCode::from(2);
     };
-    let spec: Spec = match std::fs::read(spec_path)
-        .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
-    {
+    let text = if spec_path == "-" {
+        std::env::var(SPEC_ENV).map_err(|_| format!("{SPEC_ENV} is not set"))
+    } else {
+        std::fs::read_to_string(spec_path).map_err(|e| e.to_string())
+    };
+    // Not passed on: the install runs with a clean environment anyway.
+    // SAFETY: single-threaded here (the runtime starts below); nothing reads the environment
+    // concurrently.
+    unsafe { std::env::remove_var(SPEC_ENV) };
+    let spec: Spec = match text.and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string())) {
         Ok(s) => s,
         Err(e) => {
             say::error(&format!("cannot read the spec {spec_path}: {e}"));
@@ -525,54 +534,94 @@ async fn register(
     Ok(ami)
 }
 
-/// The command line a bake shows (`recipe.command`): the spec's path is only known at the run.
-pub fn shown_command(p: &crate::providers::Prepared) -> Vec<String> {
-    let mut argv: Vec<String> = ["kiln", "__ebs-direct", "<spec.json>"]
-        .map(String::from)
-        .to_vec();
-    if !p.secret_variables.is_empty() {
-        argv.push(crate::packer::command::SECRET_VAR_FILE_SHOWN.into());
+/// The environment variable the spec travels in (from kiln to the supervisor to the builder):
+/// no file to leave behind, and it holds no secret.
+pub const SPEC_ENV: &str = "KILN_EBS_DIRECT_SPEC";
+
+/// The command line a bake shows (`recipe.command`).
+pub fn shown(plan: &BuildPlan) -> Vec<String> {
+    let mut argv: Vec<String> = ["kiln", "__ebs-direct", "-"].map(String::from).to_vec();
+    if !plan.secret_variables.is_empty() {
+        argv.push(crate::builders::packer::command::SECRET_VAR_FILE_SHOWN.into());
     }
     argv
 }
 
-/// The spec of bake `bake_id` from its recipe (and its staged artifacts, if any).
-pub fn spec_of(
-    p: &crate::providers::Prepared,
-    settings: &crate::config::Settings,
-    bake_id: &str,
-    artifacts_dir: Option<std::path::PathBuf>,
-) -> Spec {
+/// The spec of a plan's run.
+pub fn spec_of(plan: &BuildPlan, settings: &Settings) -> Spec {
     let d = &settings.aws.bakery_defaults;
-    let var = |k: &str| {
-        p.variables
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.clone())
-    };
     let endpoint = |e: &Option<String>| e.clone().filter(|e| !e.trim().is_empty());
+    let bake_id = plan
+        .run
+        .as_ref()
+        .map(|r| r.bake_id.clone())
+        .unwrap_or_default();
+    let artifacts_dir =
+        crate::images::staging_dir(&settings.data_dir(), &bake_id).join("kiln-artifacts");
     Spec {
-        bake_id: bake_id.to_string(),
-        region: var("aws_region").unwrap_or_default(),
+        region: plan.variable("aws_region").unwrap_or_default().to_string(),
         ec2_endpoint: endpoint(&d.aws_ec2_endpoint),
         ebs_endpoint: endpoint(&d.aws_ebs_endpoint),
-        base_ami: p.source_image.clone(),
-        image_name: p.image_name.clone(),
-        variables: p.variables.clone(),
-        artifacts_dir,
+        base_ami: plan
+            .variable("aws_source_ami")
+            .unwrap_or_default()
+            .to_string(),
+        image_name: plan
+            .variable("aws_target_ami")
+            .unwrap_or_default()
+            .to_string(),
+        variables: plan.variables.clone(),
+        artifacts_dir: artifacts_dir.is_dir().then_some(artifacts_dir),
         install_script: settings.config_dir().join("install_packages.sh"),
         data_dir: settings.data_dir(),
+        bake_id,
     }
 }
 
-/// `kiln __ebs-direct <spec> [masked var file]` as the supervisor runs it; the index where the
-/// supervisor inserts the masked variables' var file.
-pub fn argv(kiln_exe: &Path, spec: &Path) -> (Vec<String>, usize) {
-    let argv = vec![
-        kiln_exe.display().to_string(),
-        "__ebs-direct".to_string(),
-        spec.display().to_string(),
-    ];
-    let at = argv.len();
-    (argv, at)
+/// `kiln __ebs-direct - [masked var file]` under the supervisor: the spec in [`SPEC_ENV`], the
+/// credentials (and the masked variables, under kiln's own names) in the supervisor's
+/// environment, redacted from the log.
+pub fn launch(
+    plan: &BuildPlan,
+    settings: &Settings,
+    temp_dir: Option<std::path::PathBuf>,
+) -> Launch {
+    let exe = plan
+        .run
+        .as_ref()
+        .map(|r| r.kiln_exe.display().to_string())
+        .unwrap_or_else(|| "kiln".into());
+    let argv = vec![exe, "__ebs-direct".to_string(), "-".to_string()];
+    let mut env: Vec<(String, String)> = plan.env.clone();
+    let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    let secret_vars = (!plan.secret_variables.is_empty()).then(|| {
+        let vars = plan
+            .secret_variables
+            .iter()
+            .enumerate()
+            .map(|(i, (name, value))| {
+                let var = format!("KILN_SECRET_VAR_{i}");
+                env.push((var.clone(), value.clone()));
+                redact_env.push(var.clone());
+                (name.clone(), var)
+            })
+            .collect();
+        SecretVars {
+            at: argv.len(),
+            vars,
+        }
+    });
+    let spec = serde_json::to_string(&spec_of(plan, settings)).unwrap_or_default();
+    env.push((SPEC_ENV.to_string(), spec));
+    Launch {
+        spec: RunSpec {
+            argv,
+            cwd: Some(settings.config_dir()),
+            redact_env,
+            max_log_bytes: settings.max_log_bytes(),
+            secret_vars,
+            temp_dir,
+        },
+        env,
+    }
 }

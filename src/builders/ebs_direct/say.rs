@@ -100,7 +100,7 @@ pub fn artifact(ids: &[(String, String)]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packer::output::{Outcome, PackerEvent, parse_line};
+    use crate::builders::packer::output::{Outcome, PackerEvent, parse_line};
 
     #[test]
     fn timings_are_read_back_from_the_log() {

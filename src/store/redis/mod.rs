@@ -24,10 +24,10 @@ mod scripts;
 #[cfg(test)]
 pub(crate) mod tests;
 
-use super::engine::{check_redis_connection, describe_redis};
 use super::health::Probed;
 use super::{BakeStore, Created, Instance, StoreError, StoreResult, Transition};
 use crate::bake::{BakeRecord, Phase};
+use crate::config::{check_redis_connection, describe_redis};
 use codec::{corrupt, decode, encode, pairs, to_json};
 use conn::Pool;
 use redis::Connection;
