@@ -133,6 +133,7 @@ fn record(i: usize) -> BakeRecord {
         error: None,
         execution_id: Some(format!("exec-{i}")),
         instance_id: "bench@localhost".into(),
+        report: Default::default(),
         id,
     }
 }

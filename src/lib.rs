@@ -5,6 +5,7 @@
 //! - [`recipe`]: package names, appversion, image names, CI artifacts (no I/O);
 //! - [`providers`]: how a request becomes Packer variables for one cloud (AWS, local qemu);
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
+//! - [`diagnosis`]: known failure signatures and what they mean (no I/O);
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
 //! - [`builders`]: how an image is built from a recipe's build plan (Packer, ebs-direct): the command
 //!   line and the machine-readable output;
@@ -16,7 +17,8 @@
 //! - [`bakery`]: the service tying them together: create, dedupe, queue, run, cancel;
 //! - [`api`]: the HTTP API (Rosco's v1 plus kiln's own);
 //! - [`startup`]: building and running the server;
-//! - [`admin`]: operating kiln: config edits, validation, live reload.
+//! - [`admin`]: operating kiln: config edits, validation, live reload;
+//! - [`client`]: the CLI's client of a running kiln: `kiln bake`, `kiln bakes …`, `kiln gc`.
 
 pub mod admin;
 pub mod api;
@@ -24,7 +26,9 @@ pub mod aws;
 pub mod bake;
 pub mod bakery;
 pub mod builders;
+pub mod client;
 pub mod config;
+pub mod diagnosis;
 pub mod digest;
 pub mod images;
 pub mod manifest;

@@ -35,6 +35,13 @@ enum Command {
     /// Apply the configuration to the running kiln (Halyard's `hal deploy`).
     #[command(subcommand)]
     Deploy(kiln::admin::DeployCommand),
+    /// Bake an image on a running kiln and follow it to its end (prints the image id or path).
+    Bake(Box<kiln::client::bake::BakeArgs>),
+    /// Bakes on a running kiln: list, show, logs, cancel.
+    #[command(subcommand)]
+    Bakes(kiln::client::bakes::BakesCommand),
+    /// Run retention on the running kiln now (kiln.retention) and say what it freed.
+    Gc(kiln::client::bake::ServerArgs),
     /// Local base images for the qemu provider (`base-image build bookworm`).
     #[command(name = "base-image", subcommand)]
     BaseImage(kiln::images::BaseImageCommand),
@@ -63,6 +70,19 @@ fn main() -> ExitCode {
         Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),
         Command::Config(c) => kiln::admin::run_config(cli.config.as_deref(), &c),
         Command::Deploy(c) => kiln::admin::run_deploy(cli.config.as_deref(), &c),
+        Command::Bake(args) => kiln::client::bake::run(cli.config.as_deref(), &args),
+        Command::Bakes(c) => kiln::client::bakes::run(cli.config.as_deref(), &c),
+        Command::Gc(server) => match server
+            .find(cli.config.as_deref())
+            .and_then(|s| kiln::client::gc(&s))
+        {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("kiln gc: {e:#}");
+                ExitCode::from(2)
+            }
+        },
         Command::Serve { port, data_dir } => {
             kiln::telemetry::init();
             match kiln::startup::serve(cli.config.as_deref(), port, data_dir) {

@@ -5,7 +5,9 @@
 
 use kiln::bake::{BakeDetails, BakeRecord, Phase};
 use kiln::startup::Application;
-use kiln::store::{BakeStore, Created, Instance, SqliteStore, StoreResult, Transition};
+use kiln::store::{
+    BakeStore, Batch, Created, Cursor, Instance, SqliteStore, StoreResult, Transition,
+};
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
@@ -26,17 +28,30 @@ struct Served {
 }
 
 async fn serve(data: &Path) -> Served {
-    serve_with(data, |store| store).await
+    serve_custom(data, FAILING_PACKER, |store| store).await
+}
+
+/// [`serve`] with another stand-in Packer.
+async fn serve_with(data: &Path, script: &str) -> Served {
+    serve_custom(data, script, |store| store).await
 }
 
 /// [`serve`] on the SQLite store `wrap` decorates.
-async fn serve_with(
+async fn serve_wrapped(
     data: &Path,
+    wrap: impl FnOnce(Arc<dyn BakeStore>) -> Arc<dyn BakeStore>,
+) -> Served {
+    serve_custom(data, FAILING_PACKER, wrap).await
+}
+
+async fn serve_custom(
+    data: &Path,
+    script: &str,
     wrap: impl FnOnce(Arc<dyn BakeStore>) -> Arc<dyn BakeStore>,
 ) -> Served {
     use std::os::unix::fs::PermissionsExt;
     let packer = data.join("stand-in-packer");
-    std::fs::write(&packer, FAILING_PACKER).unwrap();
+    std::fs::write(&packer, script).unwrap();
     std::fs::set_permissions(&packer, std::fs::Permissions::from_mode(0o755)).unwrap();
     let yaml = format!(
         r#"kiln:
@@ -86,6 +101,7 @@ impl Served {
                     .post(&url)
                     .header("content-type", "application/json")
                     .send(b.to_string().as_bytes()),
+                ("POST", None) => agent.post(&url).send_empty(),
                 _ => agent.get(&url).call(),
             }
             .unwrap();
@@ -292,6 +308,18 @@ impl BakeStore for SlowStore {
         self.wait();
         self.inner.instances()
     }
+    fn older_than(&self, cursor: Option<&Cursor>, n: usize) -> StoreResult<Batch> {
+        self.wait();
+        self.inner.older_than(cursor, n)
+    }
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        self.wait();
+        self.inner.delete_finished(settled_before_ms, keep)
+    }
 }
 
 /// A slow store holds up the requests that need it, never the others: store calls (and the
@@ -302,7 +330,7 @@ async fn a_slow_store_holds_up_only_the_requests_that_need_it() {
     let delay_ms = Arc::new(AtomicU64::new(0));
     let slow = delay_ms.clone();
     let kiln = Arc::new(
-        serve_with(data.path(), move |inner| {
+        serve_wrapped(data.path(), move |inner| {
             Arc::new(SlowStore {
                 inner,
                 delay_ms: slow,
@@ -382,4 +410,298 @@ async fn a_slow_store_holds_up_only_the_requests_that_need_it() {
         Ok(k) => k.stop().await,
         Err(_) => panic!("a request still holds the server"),
     }
+}
+
+impl Served {
+    /// A GET answered with its status, its headers (lower-case names) and its body as text.
+    async fn get_raw(&self, path: &str) -> (u16, Vec<(String, String)>, String) {
+        let url = format!("{}{path}", self.base);
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .build()
+                .new_agent();
+            let mut resp = agent.get(&url).call().unwrap();
+            let headers = resp
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+                .collect();
+            let status = resp.status().as_u16();
+            (status, headers, resp.body_mut().read_to_string().unwrap())
+        })
+        .await
+        .unwrap()
+    }
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> &'a str {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// Waits until every bake in `ids` has finished (the stand-in Packer fails at once).
+async fn settled(kiln: &Served, ids: &[String]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for id in ids {
+        loop {
+            let (_, v) = kiln
+                .call("GET", &format!("/api/kiln/v1/bakes/{id}"), None)
+                .await;
+            if v["phase"] == "failed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never settled: {v}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_list_endpoint_pages_newest_first_filters_and_names_bad_parameters() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve(data.path()).await;
+    let mut ids = Vec::new();
+    for package in ["nginx", "curl", "nginx redis"] {
+        let (status, created) = kiln
+            .call(
+                "POST",
+                "/api/kiln/v1/us-east-1/bakes",
+                Some(
+                    json!({"package": package, "base_os": "ubuntu", "cloud_provider_type": "aws"}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        ids.push(created["bake"]["id"].as_str().unwrap().to_string());
+        // Distinct creation times, so newest-first is the reverse of this order.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    settled(&kiln, &ids).await;
+
+    let (status, first) = kiln.call("GET", "/api/kiln/v1/bakes?limit=2", None).await;
+    assert_eq!(status, 200, "{first}");
+    let listed: Vec<&str> = first["bakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    // Each entry is the same object as the bake's own view.
+    let (_, own) = kiln
+        .call("GET", &format!("/api/kiln/v1/bakes/{}", ids[2]), None)
+        .await;
+    assert_eq!(first["bakes"][0], own);
+    let cursor = first["next_cursor"].as_str().expect("a next cursor");
+    let (_, second) = kiln
+        .call(
+            "GET",
+            &format!("/api/kiln/v1/bakes?limit=2&cursor={cursor}"),
+            None,
+        )
+        .await;
+    assert_eq!(second["bakes"].as_array().unwrap().len(), 1, "{second}");
+    assert_eq!(second["bakes"][0]["id"], ids[0].as_str());
+    assert_eq!(second["next_cursor"], Value::Null);
+
+    let (_, nginx) = kiln
+        .call(
+            "GET",
+            "/api/kiln/v1/bakes?package=nginx&state=failed&provider=aws&region=us-east-1",
+            None,
+        )
+        .await;
+    let listed: Vec<&str> = nginx["bakes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[0].as_str()], "{nginx}");
+    let (_, none) = kiln
+        .call("GET", "/api/kiln/v1/bakes?state=running", None)
+        .await;
+    assert_eq!(none, json!({"bakes": [], "next_cursor": null}));
+
+    // The CLI on the same endpoint: every page with --all, newest first; a refusal explained.
+    let cli = |args: &[&str]| {
+        let out = tokio::task::block_in_place(|| {
+            std::process::Command::new(KILN)
+                .args(["bakes", "list", "--server", &kiln.base])
+                .args(args)
+                .env_remove("KILN_SERVER")
+                .output()
+                .unwrap()
+        });
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        (
+            out.status.success(),
+            text,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, text, _) = cli(&["--all", "--limit", "1"]);
+    assert!(ok, "{text}");
+    let rows: Vec<&str> = text.lines().skip(1).map(|l| &l[..36]).collect();
+    assert_eq!(
+        rows,
+        [ids[2].as_str(), ids[1].as_str(), ids[0].as_str()],
+        "{text}"
+    );
+    let (ok, text, _) = cli(&["--limit", "2", "--package", "nginx"]);
+    assert!(
+        ok && text.contains("failed") && text.lines().count() == 3,
+        "{text}"
+    );
+    let (ok, _, err) = cli(&["--state", "done"]);
+    assert!(
+        !ok && err.contains("HTTP 400") && err.contains("'state'"),
+        "{err}"
+    );
+
+    for (query, names) in [
+        ("state=done", "'state'"),
+        ("limit=0", "'limit'"),
+        ("cursor=not-a-cursor", "'cursor'"),
+        ("package=a%20b", "'package'"),
+        ("sort=asc", "'sort'"),
+    ] {
+        let (status, err) = kiln
+            .call("GET", &format!("/api/kiln/v1/bakes?{query}"), None)
+            .await;
+        assert_eq!(status, 400, "{query}: {err}");
+        let message = err["message"].as_str().unwrap_or_default();
+        assert!(message.contains(names), "{query}: {err}");
+    }
+    kiln.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_page_and_openapi_are_served_from_the_binary_with_a_strict_policy() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve(data.path()).await;
+    let (status, headers, page) = kiln.get_raw("/").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("text/html"));
+    let csp = header(&headers, "content-security-policy");
+    for directive in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(directive), "{csp}");
+    }
+    assert!(
+        !csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"),
+        "{csp}"
+    );
+    assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    assert!(page.contains("/ui/app.js") && page.contains("/ui/app.css"));
+    for (asset, kind) in [("app.js", "text/javascript"), ("app.css", "text/css")] {
+        let (status, headers, body) = kiln.get_raw(&format!("/ui/{asset}")).await;
+        assert_eq!(status, 200, "{asset}");
+        assert!(
+            header(&headers, "content-type").starts_with(kind),
+            "{asset}"
+        );
+        assert!(!header(&headers, "content-security-policy").is_empty());
+        assert!(!body.is_empty());
+    }
+    let (status, _, body) = kiln.get_raw("/ui/..%2Fkiln.yml").await;
+    assert_eq!(status, 404, "{body}");
+    let (status, headers, body) = kiln.get_raw("/openapi.json").await;
+    assert_eq!(status, 200);
+    assert!(header(&headers, "content-type").starts_with("application/json"));
+    let doc: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/api/kiln/v1/bakes"]["get"].is_object());
+    kiln.stop().await;
+}
+
+/// A "packer" that launches, then fails the way EC2 refuses an instance over the account's limit.
+const LIMITED_PACKER: &str = "#!/bin/sh\n\
+    t=$(date +%s)\n\
+    echo \"$t,,ui,say,==> amazon-ebs: Launching a source AWS instance...\"\n\
+    echo \"$t,,ui,error,==> amazon-ebs: Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    echo \"$t,amazon-ebs,error,Error launching source instance: InstanceLimitExceeded: You have requested more instances (21) than your current instance limit of 20 allows\"\n\
+    exit 1\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_bake_has_its_timeline_and_diagnosis_and_gc_frees_its_leftovers() {
+    let data = tempfile::tempdir().unwrap();
+    let kiln = serve_with(data.path(), LIMITED_PACKER).await;
+    let (status, created) = kiln
+        .call(
+            "POST",
+            "/api/kiln/v1/us-east-1/bakes",
+            Some(json!({"package": "nginx", "base_os": "ubuntu", "cloud_provider_type": "aws"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    assert_eq!(created["bake"]["timeline"], json!([]), "{created}");
+    assert_eq!(created["bake"]["diagnosis"], Value::Null);
+    let id = created["bake"]["id"].as_str().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let view = loop {
+        let (_, v) = kiln
+            .call("GET", &format!("/api/kiln/v1/bakes/{id}"), None)
+            .await;
+        if v["phase"] == "failed" {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "never settled: {v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(view["diagnosis"]["code"], "instance_capacity", "{view}");
+    assert!(
+        view["diagnosis"]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("maxConcurrent")
+    );
+    let timeline = view["timeline"].as_array().unwrap();
+    assert_eq!(timeline.len(), 1, "{view}");
+    assert_eq!(timeline[0]["phase"], "launch");
+    assert!(timeline[0]["seconds"].as_f64().unwrap() >= 0.0);
+    let (_, logs) = kiln
+        .call("GET", &format!("/api/v1/us-east-1/logs/{id}"), None)
+        .await;
+    let text = logs["logsContent"].as_str().unwrap_or_default();
+    let last = text.trim_end().lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("kiln: diagnosis [instance_capacity]: "),
+        "{text}"
+    );
+    // The settled bake's run dir is gone; staging a crash left behind goes with `gc`.
+    assert!(!data.path().join("runs").join(&id).exists());
+    let staging = data.path().join("staging").join(&id);
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("x.deb"), vec![0u8; 5000]).unwrap();
+    let (status, gc) = kiln.call("POST", "/api/kiln/v1/gc", None).await;
+    assert_eq!(status, 200, "{gc}");
+    assert_eq!(gc["bytes"], 5000, "{gc}");
+    assert_eq!(gc["removed"][0]["kind"], "staging");
+    assert_eq!(
+        gc["deleted_bakes"],
+        json!([]),
+        "no record rule set: none deleted"
+    );
+    assert!(!staging.exists());
+    let (_, metrics) = kiln.call("GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    assert!(
+        metrics.contains("kiln_bake_phase_seconds_count{phase=\"launch\",provider=\"aws\"} 1"),
+        "{metrics}"
+    );
+    // The run dir removed at settling counts too.
+    let reclaimed: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("kiln_retention_reclaimed_bytes_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(reclaimed > 5000, "{metrics}");
+    kiln.stop().await;
 }

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 /// From the bottom up: a module may use the modules on its own line or below.
 const LAYERS: &[&[&str]] = &[
     &["telemetry", "digest"],
-    &["bake", "recipe"],
+    &["bake", "recipe", "diagnosis"],
     &["config"],
     &["aws", "store", "templates", "runner"],
     &["services", "builders", "images"],
     &["providers", "manifest"],
-    &["bakery"],
+    &["bakery", "client"],
     &["admin"],
     &["api"],
     &["startup"],

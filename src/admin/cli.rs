@@ -4,6 +4,7 @@
 
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
+use super::clouds::{self, DockerCommand, GoogleCommand};
 use super::deploy::{self, ApplyArgs};
 use super::validate;
 
@@ -25,6 +26,12 @@ pub enum ProviderCommand {
     /// Amazon Web Services.
     #[command(subcommand)]
     Aws(AwsCommand),
+    /// Google Compute Engine (Rosco's `gce`).
+    #[command(subcommand)]
+    Google(GoogleCommand),
+    /// Docker images.
+    #[command(subcommand)]
+    Docker(DockerCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -60,6 +67,12 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             BakeryCommand::Show => bakery::show(config).map(|()| true),
             BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
         },
+        ConfigCommand::Provider(ProviderCommand::Google(c)) => {
+            clouds::run_google(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Docker(c)) => {
+            clouds::run_docker(config, c).map(|()| true)
+        }
     };
     exit(result)
 }

@@ -15,6 +15,7 @@
 mod bakery;
 mod base_image;
 pub mod cli;
+mod clouds;
 mod deploy;
 mod file;
 pub mod reload;

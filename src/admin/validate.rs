@@ -240,7 +240,15 @@ fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vars {
 }
 
 fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vars> {
-    registry::enabled(settings).find_map(|p| {
+    // The provider whose config selects the template first: another would bake it with its own
+    // variables.
+    let selects = |p: &&dyn crate::providers::Provider| {
+        p.configured_templates(settings)
+            .iter()
+            .any(|(t, _)| t == name)
+    };
+    let (first, rest): (Vec<_>, Vec<_>) = registry::enabled(settings).partition(selects);
+    first.into_iter().chain(rest).find_map(|p| {
         let (req, region) = p.sample_request(settings, name)?;
         let ctx = RecipeContext {
             settings,
@@ -249,7 +257,14 @@ fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vars>
             now_ms: crate::bake::now_ms(),
             images: &crate::services::source_images::NoLookup,
         };
-        p.prepare(&req, &ctx).ok().map(|p| p.plan.variables)
+        let mut vars = p.prepare(&req, &ctx).ok()?.plan.variables;
+        // What a run adds (GCE's artifact and manifest files), as representative values.
+        for (k, v) in p.stand_in_variables(settings, dir) {
+            if p.run_variables().contains(&k.as_str()) && !vars.iter().any(|(have, _)| *have == k) {
+                vars.push((k, v));
+            }
+        }
+        Some(vars)
     })
 }
 

@@ -29,8 +29,8 @@ impl ApiError {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, path, message)
     }
 
-    /// An error whose message the caller should see whatever the status (a manifest bake's
-    /// renderer or fetch failure, answered as Rosco does).
+    /// Any status with kiln's error shape, its message shown whatever the status: a manifest
+    /// bake's renderer or fetch failure (answered as Rosco does), axum's own rejections.
     pub fn with_status(status: StatusCode, path: &str, message: impl Into<String>) -> Self {
         Self::new(status, path, message)
     }

@@ -35,7 +35,20 @@ pub fn bake_view(bakery: &Bakery, r: &BakeRecord) -> Value {
         "updated_ms": r.updated_ms,
         "details": r.details,
         "image": local_image(bakery, r),
+        "timeline": bakery.timeline(r),
+        "diagnosis": r.report.diagnosis,
     })
+}
+
+/// `POST /api/kiln/v1/gc` — runs retention now (`kiln gc`): settled bake records past
+/// `kiln.retention`, local run dirs, staging and qemu images. Answers what it freed.
+pub async fn gc(State(bakery): State<Bakery>, uri: Uri) -> Result<Json<Value>, ApiError> {
+    let path = uri.path();
+    let report = tokio::task::spawn_blocking(move || bakery.gc())
+        .await
+        .map_err(|e| ApiError::internal(path, e))?
+        .map_err(|e| ApiError::from((path, e)))?;
+    Ok(Json(json!(report)))
 }
 
 /// The provider's own view of the bake's image (qemu: the image on this machine: path, size,
@@ -80,16 +93,7 @@ pub async fn bake(
             .get(&id)
             .map_err(|e| ApiError::from((path.as_str(), e)))?
             .ok_or_else(|| ApiError::not_found(&path, format!("no bake with id '{id}'")))?;
-        let mut view = bake_view(&bakery, &record);
-        // ebs-direct bakes: the per-phase times the builder logged, in seconds.
-        if record.recipe.builder.as_deref() == Some("ebs-direct") {
-            let log = bakery
-                .store()
-                .read_log(&record.id)
-                .map_err(|e| ApiError::from((path.as_str(), e)))?;
-            view["timings"] = json!(crate::builders::ebs_direct::timings(&log));
-        }
-        Ok(Json(view))
+        Ok(Json(bake_view(&bakery, &record)))
     })
     .await
 }
@@ -137,12 +141,16 @@ pub async fn stream_logs(
                 // The phase, not the whole record, and on a blocking thread.
                 let (finished, text) = {
                     let (store, id) = (bakery.store().clone(), id.clone());
+                    // A bake whose task still runs here is still writing its log, whatever its
+                    // phase says (a cancel reads CANCELED at once; Packer's last lines follow).
+                    let writing = bakery.runs_here(&id);
                     tokio::task::spawn_blocking(move || {
-                        let finished = store
-                            .phase(&id)
-                            .ok()
-                            .flatten()
-                            .is_none_or(|p| p.is_finished());
+                        let finished = !writing
+                            && store
+                                .phase(&id)
+                                .ok()
+                                .flatten()
+                                .is_none_or(|p| p.is_finished());
                         (
                             finished,
                             store.read_log_from(&id, offset).unwrap_or_default(),

@@ -144,6 +144,9 @@ pub async fn delete(
         store
             .unbind(&record.id)
             .map_err(|e| ApiError::from((path, e)))?;
+        // A settled bake's local files (a qemu image, staging) are kiln's: they go with the
+        // bake. An AMI or any other cloud image is the user's and stays.
+        bakery.remove_local_image(&record.id);
         Ok(format!(
             "Deleted bake '{}' with id '{}'.",
             record.key, record.id

@@ -5,11 +5,13 @@ mod artifact;
 pub mod input;
 mod lenient;
 mod record;
+mod report;
 mod request;
 mod status;
 
 pub use artifact::Artifact;
 pub use record::{BakeDetails, BakeRecord, Recipe, SourceImage};
+pub use report::{BakeReport, Diagnosis, PhaseTiming};
 pub use request::{BakeRequest, RequestError, present};
 pub use status::{BakeResult, BakeState, BakeStatus, Cause, Phase};
 

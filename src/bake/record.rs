@@ -91,4 +91,7 @@ pub struct BakeRecord {
     pub error: Option<String>,
     pub execution_id: Option<String>,
     pub instance_id: String,
+    /// The timeline and diagnosis, stored when the bake settles (empty before).
+    #[serde(default)]
+    pub report: super::BakeReport,
 }

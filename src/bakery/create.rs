@@ -150,6 +150,7 @@ impl Bakery {
                 .as_deref()
                 .map(|e| e.split(':').next().unwrap_or(e).to_string()),
             instance_id: self.instance_id().to_string(),
+            report: Default::default(),
         }
     }
 }

@@ -3,12 +3,23 @@
 //! appended to the store in chunks — at most every 100 ms — capped at `kiln.logs.maxBytes`.
 //! The offset of the last line stored is kept in the run dir (`consumed`), so a kiln that
 //! re-attaches to a run after a restart continues the log without repeating it.
+//! On the way, the lines feed the bake's timeline (`builders::packer::timeline`), published live to the
+//! bakery's view while the bake runs, and the end of the text is kept for the diagnosis.
 
+use crate::bake::PhaseTiming;
 use crate::builders::packer::output::{Outcome, human_text, parse_line};
+use crate::builders::packer::timeline::{Timeline, line_time_ms, seen_at};
 use crate::store::{BakeStore, StoreResult};
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// The timelines of the bakes this process follows, by bake id, for the bake view.
+pub(super) type LiveTimelines = Arc<Mutex<HashMap<String, Vec<PhaseTiming>>>>;
+
+/// How much of the log's end is kept for the diagnosis.
+const TAIL_BYTES: usize = 64 * 1024;
 
 pub(super) const FLUSH_EVERY: Duration = Duration::from_millis(100);
 
@@ -33,6 +44,10 @@ pub(super) struct LogSink {
     consumed: Option<std::fs::File>,
     pub outcome: Outcome,
     pub last_text: Option<String>,
+    pub timeline: Timeline,
+    live: Option<LiveTimelines>,
+    /// The end of the text this sink saw (at most [`TAIL_BYTES`], from a line start).
+    tail: String,
 }
 
 impl LogSink {
@@ -54,7 +69,50 @@ impl LogSink {
             consumed: None,
             outcome: Outcome::default(),
             last_text: None,
+            timeline: Timeline::default(),
+            live: None,
+            tail: String::new(),
         }
+    }
+
+    /// Times the phases of a bake, publishing the timeline to `live` as it changes. The markers
+    /// are the provider's, or a builder's own when it is not Packer (ebs-direct).
+    pub fn timed(mut self, record: &crate::bake::BakeRecord, live: LiveTimelines) -> Self {
+        let markers = if record.recipe.builder.as_deref() == Some("ebs-direct") {
+            crate::builders::ebs_direct::PHASE_MARKERS
+        } else {
+            crate::providers::registry::find(&record.provider)
+                .map_or(&[][..], |p| p.phase_markers())
+        };
+        self.timeline = Timeline::new(markers);
+        self.live = Some(live);
+        self
+    }
+
+    /// Feeds the timeline one line of text seen at `at_ms`.
+    fn time(&mut self, at_ms: i64, text: &str) {
+        if self.timeline.line(at_ms, text) {
+            self.publish();
+        }
+    }
+
+    /// Puts the current timeline where the bake view finds it.
+    pub fn publish(&self) {
+        if let Some(live) = &self.live {
+            super::lock(live).insert(self.id.clone(), self.timeline.phases().to_vec());
+        }
+    }
+
+    /// Forgets the live timeline (the bake's record holds it now).
+    pub fn unpublish(&self) {
+        if let Some(live) = &self.live {
+            super::lock(live).remove(&self.id);
+        }
+    }
+
+    /// The end of the text seen so far.
+    pub fn tail(&self) -> &str {
+        &self.tail
     }
 
     /// Where a re-attached run continues: the raw offset after the last line already stored,
@@ -82,6 +140,9 @@ impl LogSink {
     pub fn replay(&mut self, raw: &str) {
         if let Some(event) = parse_line(raw) {
             self.outcome.feed(&event);
+            if let (Some(at), Some(text)) = (line_time_ms(raw), human_text(&event)) {
+                self.time(at, &text);
+            }
         }
     }
 
@@ -90,7 +151,12 @@ impl LogSink {
         let text = match parse_line(raw) {
             Some(event) => {
                 self.outcome.feed(&event);
-                human_text(&event)
+                let text = human_text(&event);
+                if let Some(text) = &text {
+                    let at = seen_at(line_time_ms(raw), super::now_ms());
+                    self.time(at, text);
+                }
+                text
             }
             None => Some(raw.to_string()),
         };
@@ -99,15 +165,22 @@ impl LogSink {
             if !text.trim().is_empty() {
                 self.last_text = Some(text.trim().to_string());
             }
-            self.note(&text);
+            self.push_text(&text);
         }
         if self.last_flush.elapsed() >= FLUSH_EVERY || self.buf.len() > 64 * 1024 {
             self.flush();
         }
     }
 
-    /// Adds kiln's own line to the log.
+    /// Adds kiln's own line to the log (it may mark a phase: `kiln: boot check…`).
     pub fn note(&mut self, text: &str) {
+        self.time(super::now_ms(), text);
+        self.push_text(text);
+    }
+
+    /// Adds a line to the log.
+    fn push_text(&mut self, text: &str) {
+        self.keep_tail(text);
         if self.truncated {
             return;
         }
@@ -122,6 +195,18 @@ impl LogSink {
         }
         self.buf.push_str(text);
         self.buf.push('\n');
+    }
+
+    fn keep_tail(&mut self, text: &str) {
+        self.tail.push_str(text);
+        self.tail.push('\n');
+        if self.tail.len() > 2 * TAIL_BYTES {
+            let mut cut = self.tail.len() - TAIL_BYTES;
+            while !self.tail.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.tail.drain(..cut);
+        }
     }
 
     /// Writes what is buffered to the store, then records how far the raw output is stored.

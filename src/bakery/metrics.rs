@@ -42,7 +42,19 @@ struct ManifestBake {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PhaseLabels {
+    phase: String,
+    provider: String,
+}
+
 type Durations = Family<Outcome, Histogram, fn() -> Histogram>;
+type PhaseDurations = Family<PhaseLabels, Histogram, fn() -> Histogram>;
+
+/// Phase duration buckets, in seconds: from an instant step to an hour-long provisioning.
+const PHASE_BUCKETS: [f64; 10] = [
+    1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -52,6 +64,9 @@ pub struct Metrics {
     manifest_bakes: Family<ManifestBake, Counter>,
     active: Gauge,
     queued: Gauge,
+    phases: PhaseDurations,
+    reclaimed_bytes: Counter,
+    deleted_records: Counter,
 }
 
 impl Default for Metrics {
@@ -59,6 +74,8 @@ impl Default for Metrics {
         let requested = Family::<Flavor, Counter>::default();
         let completed: Durations = Family::new_with_constructor(|| Histogram::new(BUCKETS));
         let http = Family::<Route, Counter>::default();
+        let phases: PhaseDurations = Family::new_with_constructor(|| Histogram::new(PHASE_BUCKETS));
+        let (reclaimed_bytes, deleted_records) = (Counter::default(), Counter::default());
         let (active, queued) = (Gauge::default(), Gauge::default());
         let mut registry = Registry::default();
         let r = &mut registry;
@@ -79,6 +96,20 @@ impl Default for Metrics {
         let manifest_bakes = Family::<ManifestBake, Counter>::default();
         let manifests = "Manifest bakes (/api/v2/manifest/bake), by renderer and outcome";
         r.register("kiln_manifest_bakes", manifests, manifest_bakes.clone());
+        let timed = "Bake phases (launch, provision, …) as the builder's output timed them";
+        r.register("kiln_bake_phase_seconds", timed, phases.clone());
+        let freed = "Bytes of local files (run dirs, qemu images and staging) removed by retention";
+        r.register(
+            "kiln_retention_reclaimed_bytes",
+            freed,
+            reclaimed_bytes.clone(),
+        );
+        let forgotten = "Bake records deleted by retention";
+        r.register(
+            "kiln_retention_deleted_bakes",
+            forgotten,
+            deleted_records.clone(),
+        );
         Metrics {
             registry,
             requested,
@@ -87,6 +118,9 @@ impl Default for Metrics {
             manifest_bakes,
             active,
             queued,
+            phases,
+            reclaimed_bytes,
+            deleted_records,
         }
     }
 }
@@ -105,6 +139,21 @@ impl Metrics {
         };
         let secs = duration_ms.max(0) as f64 / 1000.0;
         self.completed.get_or_create(&outcome).observe(secs);
+    }
+
+    /// `phase` and `provider` come from fixed tables (`builders::packer::timeline`, the providers).
+    pub fn phase_seconds(&self, phase: &str, provider: &str, seconds: f64) {
+        let labels = PhaseLabels {
+            phase: phase.to_string(),
+            provider: provider.to_string(),
+        };
+        self.phases.get_or_create(&labels).observe(seconds.max(0.0));
+    }
+
+    /// What retention removed: bytes of local files and bake records.
+    pub fn reclaimed(&self, bytes: u64, records: u64) {
+        self.reclaimed_bytes.inc_by(bytes);
+        self.deleted_records.inc_by(records);
     }
 
     /// `route` is the matched route template, never the raw path.
@@ -146,6 +195,8 @@ mod tests {
         m.completed(Cause::Success, "us-east-1", 90_000);
         m.http("/api/v1/{region}/status/{id}", 400);
         m.manifest_bake("helm3", "success");
+        m.phase_seconds("provision", "aws", 42.0);
+        m.reclaimed(4096, 3);
         let text = m.render(2, 1);
         for line in [
             "# TYPE kiln_bakes_requested counter",
@@ -159,6 +210,10 @@ mod tests {
             "kiln_bakes_queued 1",
             "kiln_http_requests_total{route=\"/api/v1/{region}/status/{id}\",status=\"400\"} 1",
             "kiln_manifest_bakes_total{renderer=\"helm3\",outcome=\"success\"} 1",
+            "kiln_bake_phase_seconds_bucket{le=\"60.0\",phase=\"provision\",provider=\"aws\"} 1",
+            "kiln_bake_phase_seconds_sum{phase=\"provision\",provider=\"aws\"} 42.0",
+            "kiln_retention_reclaimed_bytes_total 4096",
+            "kiln_retention_deleted_bakes_total 3",
             "# EOF",
         ] {
             assert!(

@@ -15,7 +15,9 @@ mod logs;
 mod metrics;
 mod queue;
 mod recover;
+mod retention;
 pub use recover::Recovered;
+pub use retention::{GcReport, Kind as RetentionKind, Removed};
 mod run;
 
 use crate::bake::now_ms;
@@ -47,6 +49,8 @@ struct Inner {
     /// Bakes waiting for a slot, in arrival order, and how many run now: the FIFO queue.
     queue: Mutex<Queue>,
     metrics: Metrics,
+    /// The timelines of the bakes this process follows, while they run.
+    timelines: logs::LiveTimelines,
     /// Stops background work on shutdown, without canceling bakes.
     shutdown: CancellationToken,
 }
@@ -74,10 +78,12 @@ impl Bakery {
                 active: Mutex::new(HashMap::new()),
                 queue: Mutex::new(Queue::default()),
                 metrics: Metrics::default(),
+                timelines: Default::default(),
                 shutdown: CancellationToken::new(),
             }),
         };
         bakery.start_ha();
+        bakery.start_retention();
         bakery
     }
 
@@ -111,6 +117,16 @@ impl Bakery {
         &self.inner.metrics
     }
 
+    /// A bake's timeline: the live one while this process follows it, else the stored one.
+    pub fn timeline(&self, r: &BakeRecord) -> Vec<crate::bake::PhaseTiming> {
+        if !r.phase.is_finished()
+            && let Some(live) = lock(&self.inner.timelines).get(&r.id)
+        {
+            return live.clone();
+        }
+        r.report.timeline.clone()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.settings().data_dir()
     }
@@ -124,6 +140,12 @@ impl Bakery {
         let mut ids: Vec<String> = lock(&self.inner.active).keys().cloned().collect();
         ids.sort();
         ids
+    }
+
+    /// Whether this process runs the bake's task now (not just queues it): its log may still
+    /// grow after its phase reads finished (a canceled bake's Packer says its last lines).
+    pub fn runs_here(&self, id: &str) -> bool {
+        lock(&self.inner.active).contains_key(id) && self.queue_position(id).is_none()
     }
 
     /// The 1-based queue position of a waiting bake.
@@ -147,6 +169,7 @@ impl Bakery {
             cause: Some(Cause::Canceled),
             error: Some("canceled on request".into()),
             details: None,
+            report: None,
         };
         let record = self
             .inner
@@ -180,6 +203,7 @@ impl Bakery {
             cause: Some(cause),
             error: Some(error),
             details: None,
+            report: None,
         };
         let done = self
             .inner

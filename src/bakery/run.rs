@@ -87,7 +87,8 @@ impl Bakery {
             &record.id,
             run_dir.clone(),
             settings.max_log_bytes(),
-        );
+        )
+        .timed(&record, self.inner.timelines.clone());
         if offset > 0 {
             sink.start_at(offset);
             replay(&mut sink, &run_dir, offset);
@@ -126,17 +127,27 @@ impl Bakery {
             };
             after = provider.after_run(run, &mut say, &token).await.err();
         }
-        self.settle(&record, &report, &limits, &mut sink, after)
+        let settled = self
+            .settle(&record, &report, &limits, &mut sink, after)
             .await;
         sink.flush();
         if let Some(provider) = providers::registry::find(&record.provider) {
             provider.cleanup(&self.data_dir(), &record);
         }
+        sink.unpublish();
+        // The log is stored and the bake settled: the run dir has served its purpose. Only a
+        // run whose supervisor wrote `exit` (Packer is gone) is removed.
+        if settled {
+            let freed = super::retention::remove_finished_run(&run_dir);
+            if freed > 0 {
+                self.inner.metrics.reclaimed(freed, 0);
+            }
+        }
     }
 
     /// Turns a run's report into the bake's final phase, details and metrics. Its writes are
     /// retried until the store takes them (see `ha`): a store outage delays a result, never
-    /// loses it.
+    /// loses it. Says whether the bake's log and result are stored.
     async fn settle(
         &self,
         record: &BakeRecord,
@@ -144,7 +155,7 @@ impl Bakery {
         limits: &Limits,
         sink: &mut LogSink,
         after: Option<String>,
-    ) {
+    ) -> bool {
         let now = now_ms();
         let last = sink
             .last_text
@@ -186,11 +197,35 @@ impl Bakery {
         if report.killed {
             sink.note("kiln: Packer did not stop within the grace period after the stop signal and was killed (kiln.jobs.killGrace)");
         }
+        sink.timeline.end(now);
+        // Why it failed, from the errors and the log's end; the diagnosis ends the log.
+        let diagnosis = (phase == Phase::Failed)
+            .then(|| {
+                let mut errors = sink.outcome.errors.clone();
+                errors.push(error.clone());
+                crate::diagnosis::diagnose(&errors, sink.tail())
+            })
+            .flatten();
+        if let Some(d) = &diagnosis {
+            sink.note(&d.log_line());
+        }
+        let bake_report = crate::bake::BakeReport {
+            timeline: sink.timeline.phases().to_vec(),
+            diagnosis,
+        };
+        for p in &bake_report.timeline {
+            if let Some(secs) = p.seconds {
+                self.inner
+                    .metrics
+                    .phase_seconds(&p.phase, &record.provider, secs);
+            }
+        }
         let details = (phase == Phase::Succeeded).then(|| self.details(record, &sink.outcome));
         let change = Transition {
             cause: Some(cause),
             error: (!error.is_empty()).then_some(error),
             details: details.clone(),
+            report: Some(bake_report),
         };
         let id = record.id.as_str();
         let mut images: Vec<(&str, &str)> = Vec::new();
@@ -218,13 +253,19 @@ impl Bakery {
             .await
             .is_none()
         {
-            return;
+            return false;
         }
         let settled = || store.transition(id, phase, change.clone(), now);
-        if let Some(Some(done)) = self.until_stored("result", id, settled).await {
-            self.inner
-                .metrics
-                .completed(cause, &done.region, now - done.created_ms)
+        match self.until_stored("result", id, settled).await {
+            Some(Some(done)) => {
+                self.inner
+                    .metrics
+                    .completed(cause, &done.region, now - done.created_ms);
+                true
+            }
+            // Settled already (a cancel): the log is stored all the same.
+            Some(None) => true,
+            None => false,
         }
     }
 

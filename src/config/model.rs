@@ -282,6 +282,8 @@ pub struct KilnSettings {
     pub http: KilnHttp,
     /// Manifest bakes' limits (`kiln.manifests.*`).
     pub manifests: KilnManifests,
+    /// What kiln deletes, and when: old bake records, local qemu images (`kiln gc`).
+    pub retention: KilnRetention,
 }
 
 /// Rosco's `helm.*` (`RoscoHelmConfigurationProperties`): Rosco's defaults are `helm3` and
@@ -331,6 +333,37 @@ pub struct KilnManifests {
     pub max_concurrent: Option<usize>,
     /// Whether `http/file` artifacts may name `file://` URLs on kiln's machine (default false).
     pub allow_file_urls: bool,
+}
+
+/// `kiln.retention`: what retention deletes. Nothing is deleted by age or count unless set;
+/// run dirs and qemu staging of settled bakes always go. Never a running bake's files, never
+/// an AMI or any other cloud resource.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnRetention {
+    pub bakes: KilnRetentionBakes,
+    pub images: KilnRetentionImages,
+    /// How often retention runs by itself (default 1h; `0s` turns the schedule off, leaving
+    /// `kiln gc`).
+    pub interval: Option<DurationText>,
+}
+
+/// `kiln.retention.bakes`: settled bake records (with their logs).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnRetentionBakes {
+    /// Deletes settled bakes that settled longer ago than this.
+    pub max_age: Option<DurationText>,
+    /// Keeps at most this many settled bakes (the newest).
+    pub max_count: Option<usize>,
+}
+
+/// `kiln.retention.images`: local qcow2 images of qemu bakes (`<dataDir>/images/<id>`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct KilnRetentionImages {
+    /// Removes images of bakes that settled longer ago than this (the record stays).
+    pub max_age: Option<DurationText>,
 }
 
 /// `kiln.http`: how long a client may take and how many connections may be open (read at
@@ -501,6 +534,17 @@ impl Settings {
     /// the open-files limit allows.
     pub fn max_connections(&self) -> usize {
         self.kiln.http.max_connections.unwrap_or(1024).max(1)
+    }
+
+    /// How often retention runs by itself: `kiln.retention.interval`, default 1h, at least 1m
+    /// (it walks the data dir and, on Redis, scans the keys); `None` when set to zero.
+    pub fn retention_interval(&self) -> Option<Duration> {
+        let every = self
+            .kiln
+            .retention
+            .interval
+            .map_or(Duration::from_secs(3600), |d| d.0);
+        (!every.is_zero()).then(|| every.max(Duration::from_secs(60)))
     }
 
     pub fn max_log_bytes(&self) -> u64 {

@@ -218,14 +218,16 @@ mod tests {
     fn a_process_that_escaped_the_group_does_not_hold_the_run_past_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         let start = Instant::now();
-        let e = run(
-            &sh("setsid sleep 5 & echo started"),
+        // Whether the background process left the group before the shell ended (then it
+        // holds the pipe: TimedOut) or not (then the group's kill ends it: the output) depends
+        // on scheduling; either way the run ends near its deadline, not with the escapee.
+        let r = run(
+            &sh("setsid sleep 5 & sleep 0.2; echo started"),
             dir.path(),
             &[],
             bounds(1, 1024),
-        )
-        .unwrap_err();
-        assert_eq!(e, RunError::TimedOut("/bin/sh".into()));
+        );
+        assert!(matches!(&r, Err(RunError::TimedOut(_)) | Ok(_)), "{r:?}");
         assert!(
             start.elapsed() < Duration::from_secs(4),
             "{:?}",

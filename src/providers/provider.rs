@@ -164,6 +164,11 @@ pub trait Provider: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Which lines of the builder's output start which phase of the bake's timeline.
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        &[]
+    }
+
     /// After the bake ended, however it ended: remove what `before_run` made for the run.
     fn cleanup(&self, _data_dir: &Path, _record: &BakeRecord) {}
 
@@ -197,6 +202,11 @@ pub trait Provider: Send + Sync {
         _template: &str,
     ) -> Option<(BakeRequest, String)> {
         None
+    }
+
+    /// Variables `before_run` adds once the bake's id is known (not in the recipe).
+    fn run_variables(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// For `kiln config validate`: representative variables when the config has nothing to
@@ -300,5 +310,6 @@ pub(crate) fn test_record(
         error: None,
         execution_id: None,
         instance_id: String::new(),
+        report: Default::default(),
     }
 }

@@ -8,7 +8,7 @@
 //! Invariants: a behaviour uses only the trait and fixed timestamps (never the clock), and never
 //! relies on ordering an engine is not asked to keep (e.g. among bakes created in the same ms).
 
-use super::{BakeStore, Created, Transition};
+use super::{BakeFilter, BakeStore, Created, Transition};
 use crate::bake::{Artifact, BakeDetails, BakeRecord, Cause, Phase, Recipe};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -57,7 +57,13 @@ macro_rules! store_conformance_tests {
             an_image_maps_back_to_its_bake,
             unbind_only_removes_its_own_binding,
             delete_by_executions_removes_the_bakes_and_returns_the_count,
+            delete_finished_removes_old_settled_bakes_only,
+            a_report_is_stored_with_the_transition,
             unfinished_lists_queued_and_running_bakes_oldest_first,
+            list_pages_every_bake_newest_first_with_ties_by_id,
+            list_filters_by_phase_package_region_and_provider,
+            a_bake_created_while_paging_is_neither_listed_twice_nor_skipped,
+            list_caps_the_page_size_and_leaves_deleted_bakes_out,
             ping_answers,
             heartbeats_list_live_instances_with_their_running_bakes,
             claim_orphans_settles_only_bakes_whose_owner_has_no_heartbeat,
@@ -112,6 +118,7 @@ pub(crate) fn sample_record(id: &str, identity: &str) -> BakeRecord {
         error: None,
         execution_id: Some("exec-1".to_string()),
         instance_id: "kiln-test@localhost".to_string(),
+        report: Default::default(),
     }
 }
 
@@ -314,6 +321,7 @@ pub(crate) fn a_transition_keeps_its_cause_error_and_details(store: Arc<dyn Bake
         cause: Some(Cause::Success),
         details: Some(sample_details("ok")),
         error: None,
+        report: None,
     };
     let ok = store
         .transition("ok", Phase::Succeeded, success, 7)
@@ -325,6 +333,7 @@ pub(crate) fn a_transition_keeps_its_cause_error_and_details(store: Arc<dyn Bake
         cause: Some(Cause::Timeout),
         error: Some("packer ran past its 60m limit".to_string()),
         details: None,
+        report: None,
     };
     let bad = store
         .transition("bad", Phase::Failed, failure, 8)
@@ -442,6 +451,100 @@ pub(crate) fn delete_by_executions_removes_the_bakes_and_returns_the_count(
     assert_eq!(store.delete_by_executions(&["e1".to_string()]).unwrap(), 0);
 }
 
+pub(crate) fn delete_finished_removes_old_settled_bakes_only(store: Arc<dyn BakeStore>) {
+    let at = |id: &str, phase: Phase, ms: i64| BakeRecord {
+        phase,
+        created_ms: ms,
+        updated_ms: ms + 5,
+        execution_id: Some("ex".to_string()),
+        provider: if id.starts_with('q') { "qemu" } else { "aws" }.to_string(),
+        ..sample_record(id, &format!("ident-{id}"))
+    };
+    for rec in [
+        at("old", Phase::Succeeded, 100),
+        at("q-old", Phase::Failed, 200),
+        at("running-old", Phase::Running, 50),
+        at("queued-old", Phase::Queued, 60),
+        at("mid", Phase::Canceled, 300),
+        at("new", Phase::Succeeded, 400),
+    ] {
+        created(&*store, &rec);
+    }
+    store.append_log("old", "log of old\n").unwrap();
+    store.map_image("us-east-1", "ami-old", "old").unwrap();
+    assert_eq!(
+        store.delete_finished(None, None).unwrap(),
+        vec![],
+        "no rule, nothing"
+    );
+    // By age: settled before 250 (old at 105, q-old at 205); unfinished ones never.
+    let mut gone = store.delete_finished(Some(250), None).unwrap();
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![
+            ("old".to_string(), "aws".to_string()),
+            ("q-old".to_string(), "qemu".to_string())
+        ]
+    );
+    assert_eq!(store.get("old").unwrap(), None);
+    assert_eq!(store.get_by_identity("ident-old").unwrap(), None);
+    assert_eq!(store.read_log("old").unwrap(), "");
+    assert_eq!(store.bake_for_image("us-east-1", "ami-old").unwrap(), None);
+    for kept in ["running-old", "queued-old", "mid", "new"] {
+        assert!(store.get(kept).unwrap().is_some(), "{kept}");
+    }
+    // By count: keep the newest finished one.
+    assert_eq!(
+        store.delete_finished(None, Some(1)).unwrap(),
+        vec![("mid".to_string(), "aws".to_string())]
+    );
+    assert!(store.get("new").unwrap().is_some());
+    assert_eq!(store.unfinished().unwrap().len(), 2);
+    assert_eq!(
+        store
+            .delete_finished(Some(i64::MAX), Some(0))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store.unfinished().unwrap().len(),
+        2,
+        "running and queued stay"
+    );
+}
+
+pub(crate) fn a_report_is_stored_with_the_transition(store: Arc<dyn BakeStore>) {
+    use crate::bake::{BakeReport, Diagnosis, PhaseTiming};
+    created(&*store, &sample_record("r", "ident-r"));
+    let report = BakeReport {
+        timeline: vec![PhaseTiming {
+            phase: "launch".into(),
+            started_ms: 1000,
+            ended_ms: Some(3500),
+            seconds: Some(2.5),
+        }],
+        diagnosis: Some(Diagnosis {
+            code: "ami_not_found".into(),
+            summary: "s".into(),
+            hint: "h".into(),
+        }),
+    };
+    let failed = Transition {
+        cause: Some(Cause::JobFailed),
+        report: Some(report.clone()),
+        ..Transition::default()
+    };
+    let done = store
+        .transition("r", Phase::Failed, failed, 9)
+        .unwrap()
+        .unwrap();
+    assert_eq!(done.report, report);
+    assert_eq!(store.get("r").unwrap().unwrap().report, report);
+    assert!(store.get_by_identity("ident-r").unwrap().unwrap().report == report);
+}
+
 pub(crate) fn unfinished_lists_queued_and_running_bakes_oldest_first(store: Arc<dyn BakeStore>) {
     let at = |id: &str, phase: Phase, created_ms: i64| BakeRecord {
         phase,
@@ -469,6 +572,153 @@ pub(crate) fn unfinished_lists_queued_and_running_bakes_oldest_first(store: Arc<
         .map(|r| r.id)
         .collect();
     assert_eq!(ids, ["oldest", "middle", "newest"]);
+}
+
+/// Every page of a listing, followed to the end; the ids of each page.
+fn all_pages(store: &dyn BakeStore, filter: &BakeFilter, limit: usize) -> Vec<Vec<String>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = store.list(filter, after.as_ref(), limit).unwrap();
+        pages.push(page.bakes.into_iter().map(|r| r.id).collect());
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+        assert!(pages.len() < 100, "a listing that never ends");
+    }
+}
+
+fn aged(id: &str, created_ms: i64) -> BakeRecord {
+    BakeRecord {
+        created_ms,
+        ..sample_record(id, &format!("ident-{id}"))
+    }
+}
+
+pub(crate) fn list_pages_every_bake_newest_first_with_ties_by_id(store: Arc<dyn BakeStore>) {
+    assert!(
+        all_pages(&*store, &BakeFilter::default(), 2)
+            .concat()
+            .is_empty()
+    );
+    for (id, ms) in [
+        ("a", 100),
+        ("c", 300),
+        ("b2", 200),
+        ("b1", 200),
+        ("b10", 200),
+        ("d", 400),
+    ] {
+        created(&*store, &aged(id, ms));
+    }
+    let pages = all_pages(&*store, &BakeFilter::default(), 2);
+    assert_eq!(
+        pages,
+        [vec!["d", "c"], vec!["b2", "b10"], vec!["b1", "a"]],
+        "newest first; within one ms by id, bytewise, descending"
+    );
+    let one = all_pages(&*store, &BakeFilter::default(), 100);
+    assert_eq!(one, [["d", "c", "b2", "b10", "b1", "a"]]);
+}
+
+pub(crate) fn list_filters_by_phase_package_region_and_provider(store: Arc<dyn BakeStore>) {
+    let with = |id: &str, ms: i64, package: &str, region: &str, provider: &str| BakeRecord {
+        region: region.to_string(),
+        provider: provider.to_string(),
+        request: json!({"package": package, "base_os": "trusty"}),
+        ..aged(id, ms)
+    };
+    for r in [
+        with("nginx-east", 100, "nginx", "us-east-1", "aws"),
+        with(
+            "both-west",
+            200,
+            "curl  nginx-extras nginx",
+            "us-west-2",
+            "aws",
+        ),
+        with("extras", 300, "nginx-extras", "us-east-1", "aws"),
+        with("local", 400, "nginx", "local", "qemu"),
+    ] {
+        created(&*store, &r);
+    }
+    store
+        .transition("local", Phase::Running, Transition::default(), 500)
+        .unwrap()
+        .unwrap();
+    let ids = |filter: BakeFilter| all_pages(&*store, &filter, 1).concat();
+    let package = |p: &str| BakeFilter {
+        package: Some(p.to_string()),
+        ..BakeFilter::default()
+    };
+    assert_eq!(ids(package("nginx")), ["local", "both-west", "nginx-east"]);
+    assert_eq!(ids(package("nginx-extras")), ["extras", "both-west"]);
+    assert!(ids(package("ngin")).is_empty(), "whole package names only");
+    let region = BakeFilter {
+        region: Some("us-east-1".to_string()),
+        ..BakeFilter::default()
+    };
+    assert_eq!(ids(region), ["extras", "nginx-east"]);
+    let provider = BakeFilter {
+        provider: Some("qemu".to_string()),
+        ..BakeFilter::default()
+    };
+    assert_eq!(ids(provider), ["local"]);
+    let queued_aws_nginx = BakeFilter {
+        phase: Some(Phase::Queued),
+        provider: Some("aws".to_string()),
+        ..package("nginx")
+    };
+    assert_eq!(ids(queued_aws_nginx), ["both-west", "nginx-east"]);
+    let running = BakeFilter {
+        phase: Some(Phase::Running),
+        ..BakeFilter::default()
+    };
+    assert_eq!(ids(running), ["local"]);
+}
+
+pub(crate) fn a_bake_created_while_paging_is_neither_listed_twice_nor_skipped(
+    store: Arc<dyn BakeStore>,
+) {
+    for i in 0..6 {
+        created(&*store, &aged(&format!("old-{i}"), 100 + i));
+    }
+    let all = BakeFilter::default();
+    let first = store.list(&all, None, 2).unwrap();
+    // Newer bakes arrive between pages, one of them in the same ms as the newest listed.
+    created(&*store, &aged("new-a", 1000));
+    created(&*store, &aged("old-5x", 105));
+    let mut seen: Vec<String> = first.bakes.into_iter().map(|r| r.id).collect();
+    let mut after = first.next;
+    while let Some(at) = after {
+        let page = store.list(&all, Some(&at), 2).unwrap();
+        seen.extend(page.bakes.into_iter().map(|r| r.id));
+        after = page.next;
+    }
+    assert_eq!(seen, ["old-5", "old-4", "old-3", "old-2", "old-1", "old-0"]);
+}
+
+pub(crate) fn list_caps_the_page_size_and_leaves_deleted_bakes_out(store: Arc<dyn BakeStore>) {
+    let cap = crate::store::listing::MAX_LIMIT;
+    for i in 0..cap + 5 {
+        let mut r = aged(&format!("b{i:04}"), i64::try_from(i).unwrap());
+        r.execution_id = Some(format!("exec-{}", i % 2));
+        created(&*store, &r);
+    }
+    let page = store.list(&BakeFilter::default(), None, 10_000).unwrap();
+    assert_eq!(page.bakes.len(), cap);
+    assert!(page.next.is_some());
+    let page = store.list(&BakeFilter::default(), None, 0).unwrap();
+    assert_eq!(page.bakes.len(), 1, "a limit of 0 reads as 1");
+    store.delete_by_executions(&["exec-1".to_string()]).unwrap();
+    let left = all_pages(&*store, &BakeFilter::default(), 50).concat();
+    assert_eq!(left.len(), cap.div_ceil(2) + 3);
+    assert!(
+        left.iter()
+            .all(|id| id[1..].parse::<usize>().unwrap() % 2 == 0),
+        "{left:?}"
+    );
 }
 
 pub(crate) fn ping_answers(store: Arc<dyn BakeStore>) {

@@ -15,16 +15,18 @@
 pub(crate) mod conformance;
 mod engine;
 pub mod health;
+pub mod listing;
 #[cfg(feature = "redis")]
 mod redis;
 mod sqlite;
 
 pub use engine::{OpenError, open};
+pub use listing::{BakeFilter, Batch, Cursor, Page};
 #[cfg(feature = "redis")]
 pub use redis::RedisStore;
 pub use sqlite::SqliteStore;
 
-use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
+use crate::bake::{BakeDetails, BakeRecord, BakeReport, Cause, Phase};
 use std::time::Duration;
 
 /// A store failure. Engines map their own errors into this one.
@@ -62,6 +64,38 @@ pub(crate) fn skip_unreadable(
     Ok(readable)
 }
 
+/// A finished bake as retention sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Settled {
+    pub id: String,
+    pub provider: String,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// Which finished bakes retention deletes: those settled before `before_ms`, and those beyond
+/// the newest `keep` (newest by creation). The SQLite engine says the same in SQL.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) fn too_old(
+    mut settled: Vec<Settled>,
+    before_ms: Option<i64>,
+    keep: Option<usize>,
+) -> Vec<Settled> {
+    settled.sort_by(|a, b| {
+        b.created_ms
+            .cmp(&a.created_ms)
+            .then_with(|| b.id.cmp(&a.id))
+    });
+    settled
+        .into_iter()
+        .enumerate()
+        .filter(|(i, s)| {
+            before_ms.is_some_and(|t| s.updated_ms < t) || keep.is_some_and(|k| *i >= k)
+        })
+        .map(|(_, s)| s)
+        .collect()
+}
+
 /// The answer to [`BakeStore::create`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Created {
@@ -78,6 +112,8 @@ pub struct Transition {
     pub cause: Option<Cause>,
     pub error: Option<String>,
     pub details: Option<BakeDetails>,
+    /// The timeline and diagnosis learned from the output (replaces the stored one).
+    pub report: Option<BakeReport>,
 }
 
 /// A kiln instance whose heartbeat is live, as its last heartbeat tells.
@@ -142,10 +178,29 @@ pub trait BakeStore: Send + Sync {
     /// Deletes every bake created under these pipeline executions (ids before the first `:`).
     fn delete_by_executions(&self, execution_ids: &[String]) -> StoreResult<usize>;
 
+    /// Deletes finished bakes (with their logs, image mappings and identity bindings) that
+    /// settled before `settled_before_ms`, and those beyond the newest `keep` finished bakes
+    /// (newest by creation). Queued and running bakes are never deleted. Returns the deleted
+    /// bakes' ids and providers, so their local files can go too.
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>>;
+
     /// Bakes not finished yet (queued or running), oldest first. A record that cannot be read
     /// back is left out with a warning (see [`skip_unreadable`]): start-up recovers the others
     /// instead of failing, again at every restart, on one bad record.
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>>;
+
+    /// Up to `n` bakes strictly older than `after` (all bakes when `None`) in the order
+    /// `(created_ms, id)` descending, bytewise on `id`: the engine's part of a listing.
+    fn older_than(&self, after: Option<&Cursor>, n: usize) -> StoreResult<Batch>;
+
+    /// A page of bakes matching `filter`, newest first, after `after`; see [`listing`].
+    fn list(&self, filter: &BakeFilter, after: Option<&Cursor>, limit: usize) -> StoreResult<Page> {
+        listing::list(self, filter, after, limit)
+    }
 
     /// Checks the backend answers.
     fn ping(&self) -> StoreResult<()>;

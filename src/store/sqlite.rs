@@ -13,7 +13,7 @@
 //! - `user_version` is the schema version. A newer schema is refused, never touched.
 
 use super::health::{self, Probed};
-use super::{BakeStore, Created, StoreError, StoreResult, Transition};
+use super::{BakeStore, Batch, Created, Cursor, StoreError, StoreResult, Transition};
 use crate::bake::{BakeDetails, BakeRecord, Cause, Phase};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use serde::Serialize;
@@ -23,7 +23,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// The schema this build writes. Bump it with a migration when the tables change.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// How long a statement waits for another process's write lock before reporting the store busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -46,7 +46,8 @@ CREATE TABLE IF NOT EXISTS bakes (
     details TEXT,
     error TEXT,
     execution_id TEXT,
-    instance_id TEXT NOT NULL
+    instance_id TEXT NOT NULL,
+    report TEXT
 );
 CREATE INDEX IF NOT EXISTS bakes_by_phase ON bakes (phase, created_ms);
 CREATE INDEX IF NOT EXISTS bakes_by_execution ON bakes (execution_id);
@@ -70,11 +71,14 @@ CREATE TABLE IF NOT EXISTS images (
 CREATE INDEX IF NOT EXISTS images_by_bake ON images (bake_id);
 ";
 
+/// From schema 1 to 2: the timeline and diagnosis (`report`, JSON).
+const MIGRATE_1_TO_2: &str = "ALTER TABLE bakes ADD COLUMN report TEXT;";
+
 /// The `bakes` columns in [`RawBake::from_row`] order; a macro so queries stay `&'static str`.
 macro_rules! columns {
     () => {
         "id, key, identity, region, provider, phase, cause, request, recipe, inputs, created_ms, \
-         updated_ms, started_ms, details, error, execution_id, instance_id"
+         updated_ms, started_ms, details, error, execution_id, instance_id, report"
     };
 }
 
@@ -91,15 +95,34 @@ const UNFINISHED: &str = concat!(
     columns!(),
     " FROM bakes WHERE phase IN ('queued', 'running') ORDER BY created_ms, rowid"
 );
+// Newest first below a position; `(created_ms, id) < (?1, ?2)` walks `bakes_by_age`.
+const OLDER_THAN: &str = concat!(
+    "SELECT ",
+    columns!(),
+    " FROM bakes WHERE ?1 IS NULL OR (created_ms, id) < (?1, ?2) \
+     ORDER BY created_ms DESC, id DESC LIMIT ?3"
+);
+/// Added after schema version 1 without a bump: created on every open, old files included.
+const LATER_INDEXES: &str = "CREATE INDEX IF NOT EXISTS bakes_by_age ON bakes (created_ms, id);";
 const INSERT: &str = concat!(
     "INSERT INTO bakes (",
     columns!(),
-    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
 );
 const BIND: &str = "INSERT INTO identities (identity, bake_id) VALUES (?1, ?2) \
                     ON CONFLICT (identity) DO UPDATE SET bake_id = excluded.bake_id";
 const UPDATE_PHASE: &str = "UPDATE bakes SET phase = ?2, cause = ?3, error = ?4, details = ?5, \
-                            updated_ms = ?6, started_ms = ?7 WHERE id = ?1";
+                            updated_ms = ?6, started_ms = ?7, report = ?8 WHERE id = ?1";
+// Finished bakes settled before ?1, or beyond the newest ?2 finished ones.
+const OLD_FINISHED: &str = "SELECT id, provider FROM bakes WHERE phase NOT IN ('queued', 'running') \
+     AND (updated_ms < ?1 OR id IN (SELECT id FROM bakes WHERE phase NOT IN ('queued', 'running') \
+     ORDER BY created_ms DESC, rowid DESC LIMIT -1 OFFSET ?2))";
+const DELETE_BAKE: [&str; 4] = [
+    "DELETE FROM bake_logs WHERE bake_id = ?1",
+    "DELETE FROM images WHERE bake_id = ?1",
+    "DELETE FROM identities WHERE bake_id = ?1",
+    "DELETE FROM bakes WHERE id = ?1",
+];
 // The next chunk starts where the last one ends; nothing is stored for an unknown bake.
 const APPEND_LOG: &str = "INSERT INTO bake_logs (bake_id, seq, chunk) \
      SELECT ?1, COALESCE((SELECT seq + length(CAST(chunk AS BLOB)) FROM bake_logs \
@@ -198,11 +221,15 @@ impl SqliteStore {
                  another file)"
             )));
         }
+        if version == 1 {
+            tx.execute_batch(MIGRATE_1_TO_2).or_unavailable(WHAT)?;
+        }
         if version < SCHEMA_VERSION {
             tx.execute_batch(SCHEMA).or_unavailable(WHAT)?;
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)
                 .or_unavailable(WHAT)?;
         }
+        tx.execute_batch(LATER_INDEXES).or_unavailable(WHAT)?;
         tx.commit().or_unavailable(WHAT)?;
         // Room for every statement this engine prepares, so none is ever re-prepared.
         conn.set_prepared_statement_cache_capacity(32);
@@ -255,6 +282,7 @@ impl BakeStore for SqliteStore {
                     r.error,
                     r.execution_id,
                     r.instance_id,
+                    json.report,
                 ])
             })
             .or_unavailable(WHAT)?;
@@ -319,6 +347,9 @@ impl BakeStore for SqliteStore {
         rec.cause = change.cause.or(rec.cause);
         rec.error = change.error.or(rec.error);
         rec.details = change.details.or(rec.details);
+        if let Some(report) = change.report {
+            rec.report = report;
+        }
         rec.updated_ms = now_ms;
         if phase == Phase::Running {
             rec.started_ms = Some(now_ms);
@@ -328,6 +359,7 @@ impl BakeStore for SqliteStore {
             .as_ref()
             .map(|d| to_json(id, "details", d))
             .transpose()?;
+        let report = report_json(id, &rec.report)?;
         tx.prepare_cached(UPDATE_PHASE)
             .and_then(|mut s| {
                 s.execute(params![
@@ -338,6 +370,7 @@ impl BakeStore for SqliteStore {
                     details,
                     now_ms,
                     rec.started_ms,
+                    report,
                 ])
             })
             .or_unavailable(WHAT)?;
@@ -430,6 +463,34 @@ impl BakeStore for SqliteStore {
         Ok(deleted)
     }
 
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        const WHAT: &str = "failed to delete old bakes";
+        let before = settled_before_ms.unwrap_or(i64::MIN);
+        let keep = keep.map_or(i64::MAX, |k| i64::try_from(k).unwrap_or(i64::MAX));
+        let mut conn = self.conn();
+        let tx = begin(&mut conn)?;
+        let old: Vec<(String, String)> = tx
+            .prepare_cached(OLD_FINISHED)
+            .and_then(|mut s| {
+                s.query_map(params![before, keep], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .or_unavailable(WHAT)?;
+        for (id, _) in &old {
+            for sql in DELETE_BAKE {
+                tx.prepare_cached(sql)
+                    .and_then(|mut s| s.execute([id]))
+                    .or_unavailable(WHAT)?;
+            }
+        }
+        tx.commit().or_unavailable(WHAT)?;
+        Ok(old)
+    }
+
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>> {
         const WHAT: &str = "failed to list unfinished bakes";
         let conn = self.conn();
@@ -439,6 +500,35 @@ impl BakeStore for SqliteStore {
             .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
             .or_unavailable(WHAT)?;
         super::skip_unreadable(raws.into_iter().map(RawBake::decode))
+    }
+
+    fn older_than(&self, after: Option<&Cursor>, n: usize) -> StoreResult<Batch> {
+        const WHAT: &str = "failed to list bakes";
+        let raws = {
+            let conn = self.conn();
+            let mut stmt = conn.prepare_cached(OLDER_THAN).or_unavailable(WHAT)?;
+            stmt.query_map(
+                params![
+                    after.map(|c| c.created_ms),
+                    after.map(|c| c.id.as_str()),
+                    i64::try_from(n).unwrap_or(i64::MAX)
+                ],
+                RawBake::from_row,
+            )
+            .and_then(Iterator::collect::<rusqlite::Result<Vec<_>>>)
+            .or_unavailable(WHAT)?
+        };
+        let last = raws.last().map(|r| Cursor {
+            created_ms: r.created_ms,
+            id: r.id.clone(),
+        });
+        let exhausted = raws.len() < n;
+        let records = super::skip_unreadable(raws.into_iter().map(RawBake::decode))?;
+        Ok(Batch {
+            records,
+            last,
+            exhausted,
+        })
     }
 
     fn ping(&self) -> StoreResult<()> {
@@ -573,6 +663,7 @@ struct RawBake {
     error: Option<String>,
     execution_id: Option<String>,
     instance_id: String,
+    report: Option<String>,
 }
 
 impl RawBake {
@@ -595,6 +686,7 @@ impl RawBake {
             error: r.get(14)?,
             execution_id: r.get(15)?,
             instance_id: r.get(16)?,
+            report: r.get(17)?,
         })
     }
 
@@ -614,7 +706,12 @@ impl RawBake {
             Some(text) => Some(from_json(id, "details", text)?),
             None => None,
         };
+        let report = match &self.report {
+            Some(text) => from_json(id, "report", text)?,
+            None => Default::default(),
+        };
         Ok(BakeRecord {
+            report,
             request: from_json(id, "request", &self.request)?,
             recipe: from_json(id, "recipe", &self.recipe)?,
             inputs: from_json(id, "inputs", &self.inputs)?,
@@ -642,6 +739,7 @@ struct Encoded {
     recipe: String,
     inputs: String,
     details: Option<String>,
+    report: Option<String>,
 }
 
 impl Encoded {
@@ -655,12 +753,20 @@ impl Encoded {
                 .as_ref()
                 .map(|d| to_json(&r.id, "details", d))
                 .transpose()?,
+            report: report_json(&r.id, &r.report)?,
         })
     }
 }
 
 fn to_json<T: Serialize>(id: &str, column: &str, value: &T) -> StoreResult<String> {
     serde_json::to_string(value).map_err(|e| corrupt(id, column, e))
+}
+
+/// An empty report is stored as NULL.
+fn report_json(id: &str, report: &crate::bake::BakeReport) -> StoreResult<Option<String>> {
+    (!report.is_empty())
+        .then(|| to_json(id, "report", report))
+        .transpose()
 }
 
 fn from_json<T: DeserializeOwned>(id: &str, column: &str, text: &str) -> StoreResult<T> {
@@ -792,6 +898,7 @@ mod tests {
                 cause: Some(Cause::Success),
                 error: None,
                 details: Some(details.clone()),
+                report: None,
             };
             store.transition("b", Phase::Succeeded, done, 3).unwrap();
             let got = store.get("b").unwrap().unwrap();
@@ -815,9 +922,40 @@ mod tests {
         };
         let msg = err.to_string();
         assert!(
-            msg.contains("schema version 2") && msg.contains("newer kiln"),
+            msg.contains(&format!("schema version {}", SCHEMA_VERSION + 1))
+                && msg.contains("newer kiln"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn a_schema_1_file_gains_the_report_column_and_keeps_its_bakes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.db");
+        {
+            // What kiln wrote before reports: the schema without the column, version 1.
+            let raw = Connection::open(&path).unwrap();
+            let v1 = SCHEMA.replace(",\n    report TEXT\n", "\n");
+            assert_ne!(v1, SCHEMA);
+            raw.execute_batch(&v1).unwrap();
+            raw.pragma_update(None, "user_version", 1).unwrap();
+            let cols = columns!().replace(", report", "");
+            raw.execute(
+                &format!("INSERT INTO bakes ({cols}) VALUES ('old', 'k', 'i', 'r', 'aws', 'failed', NULL, '{{}}', \
+                 '{{\"name\":\"n\",\"version\":null,\"command\":[],\"variables\":{{}},\"template\":\"t\"}}', '{{}}', 1, 2, NULL, NULL, NULL, NULL, 'me')"),
+                [],
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let old = store.get("old").unwrap().unwrap();
+        assert_eq!(old.report, Default::default());
+        drop(store);
+        let raw = Connection::open(&path).unwrap();
+        let v: i64 = raw
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION);
     }
 
     #[test]

@@ -27,7 +27,7 @@ fn on_path(tool: &str) -> bool {
 }
 
 /// Fails (does not skip) with what to install when the machine cannot run these tests.
-fn require_tools() {
+pub(crate) fn require_tools() {
     let mut missing = Vec::new();
     if effective_uid() != Some(0) {
         missing.push(
@@ -57,7 +57,7 @@ fn require_tools() {
 }
 
 /// The data dir holding the cached `base-images/bookworm` (built here when missing).
-fn cache() -> PathBuf {
+pub(crate) fn cache() -> PathBuf {
     let dir = std::env::var_os("KILN_TEST_QEMU_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(REPO).join("target/qemu-base"));

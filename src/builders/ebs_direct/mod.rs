@@ -23,7 +23,7 @@ mod say;
 pub mod spec;
 mod work;
 
-pub use say::timings;
+pub use say::PHASE_MARKERS;
 pub use spec::Spec;
 pub use work::{release_ended, sweep};
 
@@ -188,6 +188,7 @@ async fn phase<T>(
     timings: &mut Vec<(String, Duration)>,
     f: impl Future<Output = Result<T, String>>,
 ) -> Result<T, String> {
+    say::start(name);
     let t = Instant::now();
     let r = f.await;
     let took = t.elapsed();
@@ -342,7 +343,7 @@ async fn bake(
     .await?;
     let mut ids = vec![(spec.region.clone(), ami.clone())];
     let regions = spec.numbered("copy_to");
-    let copies = phase("copy-regions", &mut t, async {
+    let copies = phase("copy_regions", &mut t, async {
         let mut out = Vec::new();
         for region in regions.iter().filter(|r| **r != spec.region) {
             let ec2 = Ec2::new(region, spec.ec2_endpoint.as_deref(), credentials.clone());

@@ -64,18 +64,26 @@ pub fn timing(phase: &str, took: Duration) {
     ));
 }
 
-/// The phase times a log holds (`ebs-direct: phase X took Ys`), in seconds; a phase that ran
-/// twice (a re-run bake) keeps its last time.
-pub fn timings(log: &str) -> std::collections::BTreeMap<String, f64> {
-    const MARK: &str = "ebs-direct: phase ";
-    log.lines()
-        .filter_map(|l| {
-            let rest = &l[l.find(MARK)? + MARK.len()..];
-            let (phase, took) = rest.split_once(" took ")?;
-            let secs = took.trim().strip_suffix('s')?.parse().ok()?;
-            Some((phase.to_string(), secs))
-        })
-        .collect()
+/// The phases of kiln's timeline (`timeline` in the bake view): the line that starts each one,
+/// as [`start`] prints it. Phase names are part of kiln's API.
+pub const PHASE_MARKERS: crate::builders::packer::timeline::Markers = &[
+    ("fetch", "ebs-direct: start fetch"),
+    ("copy", "ebs-direct: start copy"),
+    ("mount", "ebs-direct: start mount"),
+    ("install", "ebs-direct: start install"),
+    ("unmount", "ebs-direct: start unmount"),
+    ("diff", "ebs-direct: start diff"),
+    ("upload", "ebs-direct: start upload"),
+    ("complete", "ebs-direct: start complete"),
+    ("register", "ebs-direct: start register"),
+    ("share", "ebs-direct: start share"),
+    ("copy_regions", "ebs-direct: start copy_regions"),
+    ("", "ebs-direct: timings"),
+];
+
+/// A phase starts (the timeline's marker).
+pub fn start(phase: &str) {
+    say(&format!("ebs-direct: start {phase}"));
 }
 
 /// The artifact: `region:ami-…` ids, comma-separated as Packer's amazon-ebs does.
@@ -103,12 +111,31 @@ mod tests {
     use crate::builders::packer::output::{Outcome, PackerEvent, parse_line};
 
     #[test]
-    fn timings_are_read_back_from_the_log() {
-        let log = "==> amazon-ebs: ebs-direct: phase fetch took 3.10s\n    amazon-ebs: ebs-direct: phase nonsense\n==> amazon-ebs: ebs-direct: phase diff took 0.31s\n";
-        let t = timings(log);
-        assert_eq!(t.len(), 2);
-        assert_eq!(t["fetch"], 3.1);
-        assert_eq!(t["diff"], 0.31);
+    fn every_phase_has_a_marker_the_timeline_reads() {
+        use crate::builders::packer::timeline::Timeline;
+        let mut t = Timeline::new(PHASE_MARKERS);
+        for (i, (phase, _)) in PHASE_MARKERS
+            .iter()
+            .enumerate()
+            .filter(|(_, (p, _))| !p.is_empty())
+        {
+            let l = line(
+                "",
+                "ui",
+                &["say", &format!("==> {BUILD}: ebs-direct: start {phase}")],
+            );
+            let Some(PackerEvent::Ui { text, .. }) = parse_line(&l) else {
+                panic!("{l}")
+            };
+            t.line(1000 * i as i64, &text);
+        }
+        let seen: Vec<&str> = t.phases().iter().map(|p| p.phase.as_str()).collect();
+        let want: Vec<&str> = PHASE_MARKERS
+            .iter()
+            .map(|(p, _)| *p)
+            .filter(|p| !p.is_empty())
+            .collect();
+        assert_eq!(seen, want);
     }
 
     #[test]

@@ -58,6 +58,10 @@ impl Provider for Aws {
         }
     }
 
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        crate::builders::packer::timeline::AMAZON
+    }
+
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = &settings.aws.bakery_defaults.base_images;
         images.iter().map(|b| b.base_image.clone()).collect()

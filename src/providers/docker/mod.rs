@@ -32,6 +32,10 @@ impl Provider for Docker {
         super::prepare::prepare(self, req, ctx)
     }
 
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        crate::builders::packer::timeline::DOCKER
+    }
+
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = &settings.docker.bakery_defaults.base_images;
         images.iter().map(|b| b.base_image.clone()).collect()

@@ -34,6 +34,10 @@ impl Provider for Gce {
         super::prepare::prepare(self, req, ctx)
     }
 
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        crate::builders::packer::timeline::GOOGLECOMPUTE
+    }
+
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = settings.google.defaults().base_images;
         images.into_iter().map(|b| b.base_image).collect()
@@ -134,6 +138,10 @@ impl Provider for Gce {
             ..Default::default()
         };
         Some((req, "global".into()))
+    }
+
+    fn run_variables(&self) -> &'static [&'static str] {
+        &["artifactFile", "manifestFile"]
     }
 
     fn stand_in_variables(&self, _settings: &Settings, _config_dir: &Path) -> Vars {

@@ -56,6 +56,10 @@ impl Provider for Qemu {
         super::prepare::prepare(self, req, ctx)
     }
 
+    fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {
+        crate::builders::packer::timeline::QEMU
+    }
+
     /// Configured base images, then those `kiln base-image build` left in the data dir.
     fn base_images(&self, settings: &Settings) -> Vec<BaseImage> {
         let images = crate::images::base_images(settings);

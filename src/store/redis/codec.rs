@@ -39,6 +39,9 @@ pub(super) fn encode(r: &BakeRecord) -> StoreResult<Vec<(&'static str, String)>>
     if let Some(x) = &r.execution_id {
         f.push(("execution_id", x.clone()));
     }
+    if !r.report.is_empty() {
+        f.push(("report", to_json(&r.id, "report", &r.report)?));
+    }
     Ok(f)
 }
 
@@ -97,7 +100,12 @@ pub(super) fn decode(mut h: HashMap<String, String>) -> StoreResult<Option<BakeR
         Some(s) => Some(int(&id, "started_ms", &s)?),
         None => None,
     };
+    let report = match h.remove("report") {
+        Some(text) => from_json(&id, "report", &text)?,
+        None => Default::default(),
+    };
     Ok(Some(BakeRecord {
+        report,
         request: from_json(&id, "request", &request)?,
         recipe: from_json(&id, "recipe", &recipe)?,
         inputs: from_json(&id, "inputs", &inputs)?,

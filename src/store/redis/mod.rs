@@ -7,6 +7,8 @@
 //! - `bake:<id>` hash, one field per record column (see `codec`);
 //! - `identity:<identity>` string: the bake an identical request gets back (the dedupe binding);
 //! - `unfinished` zset of queued and running bake ids, scored by `created_ms`;
+//! - `bakes` zset of every bake, all scored 0, member `<created_ms, 20 digits>:<id>` ([`age_member`]):
+//!   lexicographic order is the listing's `(created_ms, id)` order (`ZREVRANGEBYLEX`);
 //! - `execution:<execution id>` set of the bake ids created under a pipeline execution;
 //! - `log:<id>` string, grown with `APPEND` only; a follower reads from its offset (`GETRANGE`);
 //! - `images:<region>` hash image → bake id, and `bake-images:<id>` set of `[region, image]`;
@@ -25,7 +27,7 @@ mod scripts;
 pub(crate) mod tests;
 
 use super::health::Probed;
-use super::{BakeStore, Created, Instance, StoreError, StoreResult, Transition};
+use super::{BakeStore, Batch, Created, Cursor, Instance, StoreError, StoreResult, Transition};
 use crate::bake::{BakeRecord, Phase};
 use crate::config::{check_redis_connection, describe_redis};
 use codec::{corrupt, decode, encode, pairs, to_json};
@@ -35,6 +37,15 @@ use scripts::{PREFIX, Scripts};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
+
+/// `id, phase, created_ms, updated_ms, provider` of a bake hash, as retention reads them.
+type Hmget = (
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
 
 /// The Redis engine: a connection pool and the compiled scripts. Cheap to share behind an
 /// `Arc`; every method is one or two round trips.
@@ -77,7 +88,58 @@ impl RedisStore {
             probed: Probed::default(),
         };
         store.ping()?;
+        store.index_older_bakes()?;
         Ok(store)
+    }
+
+    /// Adds bakes stored before the `bakes` age index existed to it, once per Redis (a marker key
+    /// says it is done; running it twice, or racing another kiln, only re-adds members).
+    fn index_older_bakes(&self) -> StoreResult<()> {
+        const WHAT: &str = "failed to index older bakes";
+        let marker = global("bakes-indexed");
+        let done: bool = self
+            .pool
+            .run(WHAT, |c| redis::cmd("EXISTS").arg(&marker).query(c))?;
+        if done {
+            return Ok(());
+        }
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.pool.run(WHAT, |c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(key("bake", "*"))
+                    .arg("COUNT")
+                    .arg(500)
+                    .query(c)
+            })?;
+            for k in keys {
+                let (id, ms): (Option<String>, Option<i64>) = self.pool.run(WHAT, |c| {
+                    redis::cmd("HMGET")
+                        .arg(&k)
+                        .arg("id")
+                        .arg("created_ms")
+                        .query(c)
+                })?;
+                if let (Some(id), Some(ms)) = (id, ms) {
+                    self.pool.run(WHAT, |c| {
+                        redis::cmd("ZADD")
+                            .arg(global("bakes"))
+                            .arg(0)
+                            .arg(age_member(ms, &id))
+                            .query::<()>(c)
+                    })?;
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        self.pool.run(WHAT, |c| {
+            redis::cmd("SET").arg(&marker).arg(1).query::<()>(c)
+        })
     }
 
     /// Where this store's Redis is, without the password.
@@ -102,6 +164,21 @@ fn global(name: &str) -> String {
     format!("{PREFIX}{name}")
 }
 
+/// A bake's member in the `bakes` age index: `created_ms` zero-padded to 20 digits, `:`, the id,
+/// so that bytewise order is `(created_ms, id)` order (a negative time sorts as 0).
+fn age_member(created_ms: i64, id: &str) -> String {
+    format!("{:020}:{id}", created_ms.max(0))
+}
+
+/// The position an age-index member stands for ([`age_member`] read back).
+fn member_position(member: &str) -> Option<Cursor> {
+    let (ms, id) = member.split_at_checked(20)?;
+    Some(Cursor {
+        created_ms: ms.parse().ok()?,
+        id: id.strip_prefix(':')?.to_string(),
+    })
+}
+
 fn flag(b: bool) -> &'static str {
     if b { "1" } else { "0" }
 }
@@ -116,11 +193,13 @@ impl BakeStore for RedisStore {
                 .key(key("bake", &record.id))
                 .key(global("unfinished"))
                 .key(key("execution", execution.unwrap_or("")))
+                .key(global("bakes"))
                 .arg(flag(reuse))
                 .arg(&record.id)
                 .arg(record.created_ms)
                 .arg(record.phase.as_str())
-                .arg(flag(execution.is_some()));
+                .arg(flag(execution.is_some()))
+                .arg(age_member(record.created_ms, &record.id));
             for (field, value) in &fields {
                 inv.arg(*field).arg(value);
             }
@@ -174,6 +253,9 @@ impl BakeStore for RedisStore {
         }
         if let Some(d) = &change.details {
             set.push(("details", to_json(id, "details", d)?));
+        }
+        if let Some(r) = &change.report {
+            set.push(("report", to_json(id, "report", r)?));
         }
         let h: Vec<String> = self.pool.run("failed to update bake", |c| {
             let mut inv = self.scripts.transition.prepare_invoke();
@@ -276,6 +358,78 @@ impl BakeStore for RedisStore {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
+    /// Finished bakes are found with `SCAN` (no index of them is kept: this runs when retention
+    /// does, not per request), chosen here, and deleted by a script that deletes only bakes
+    /// still finished — which, once finished, they stay.
+    fn delete_finished(
+        &self,
+        settled_before_ms: Option<i64>,
+        keep: Option<usize>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        const WHAT: &str = "failed to delete old bakes";
+        let pattern = format!("{PREFIX}bake:*");
+        let keys: Vec<String> = self.pool.run(WHAT, |c| {
+            let iter = redis::cmd("SCAN")
+                .cursor_arg(0)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .clone()
+                .iter::<String>(c)?;
+            iter.collect::<Result<Vec<_>, _>>()
+        })?;
+        let mut candidates = Vec::new();
+        for chunk in keys.chunks(500) {
+            let fields: Vec<Hmget> = self.pool.run(WHAT, |c| {
+                let mut pipe = redis::pipe();
+                for k in chunk {
+                    pipe.cmd("HMGET").arg(k).arg(&[
+                        "id",
+                        "phase",
+                        "created_ms",
+                        "updated_ms",
+                        "provider",
+                    ]);
+                }
+                pipe.query(c)
+            })?;
+            for (id, phase, created, updated, provider) in fields {
+                let finished = phase
+                    .and_then(|p| p.parse::<Phase>().ok())
+                    .is_some_and(Phase::is_finished);
+                if let (true, Some(id), Some(created), Some(updated)) =
+                    (finished, id, created, updated)
+                {
+                    candidates.push(super::Settled {
+                        id,
+                        provider: provider.unwrap_or_default(),
+                        created_ms: created,
+                        updated_ms: updated,
+                    });
+                }
+            }
+        }
+        let chosen = super::too_old(candidates, settled_before_ms, keep);
+        let mut deleted = Vec::new();
+        for chunk in chosen.chunks(200) {
+            let ids: Vec<String> = self.pool.run(WHAT, |c| {
+                let mut inv = self.scripts.delete_finished.prepare_invoke();
+                for s in chunk {
+                    inv.arg(&s.id);
+                }
+                inv.invoke(c)
+            })?;
+            deleted.extend(
+                chunk
+                    .iter()
+                    .filter(|s| ids.contains(&s.id))
+                    .map(|s| (s.id.clone(), s.provider.clone())),
+            );
+        }
+        Ok(deleted)
+    }
+
     fn unfinished(&self) -> StoreResult<Vec<BakeRecord>> {
         let hashes: Vec<Vec<String>> = self.pool.run("failed to list unfinished bakes", |c| {
             self.scripts.unfinished.key(global("unfinished")).invoke(c)
@@ -285,6 +439,39 @@ impl BakeStore for RedisStore {
                 .into_iter()
                 .filter_map(|h| decode(pairs(h)).transpose()),
         )
+    }
+
+    fn older_than(&self, after: Option<&Cursor>, n: usize) -> StoreResult<Batch> {
+        let bound = after.map_or_else(
+            || "+".to_string(),
+            |c| format!("({}", age_member(c.created_ms, &c.id)),
+        );
+        let rows: Vec<Vec<String>> = self.pool.run("failed to list bakes", |c| {
+            self.scripts
+                .older_than
+                .key(global("bakes"))
+                .arg(&bound)
+                .arg(n)
+                .invoke(c)
+        })?;
+        let exhausted = rows.len() < n;
+        let mut last = None;
+        let mut readable = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            if row.is_empty() {
+                continue;
+            }
+            let member = row.remove(0);
+            last = member_position(&member).or(last);
+            readable.push(decode(pairs(row)));
+        }
+        let records =
+            crate::store::skip_unreadable(readable.into_iter().filter_map(Result::transpose))?;
+        Ok(Batch {
+            records,
+            last,
+            exhausted,
+        })
     }
 
     fn ping(&self) -> StoreResult<()> {

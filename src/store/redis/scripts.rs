@@ -23,8 +23,10 @@ pub(super) struct Scripts {
     pub unbind: Script,
     pub delete_executions: Script,
     pub unfinished: Script,
+    pub older_than: Script,
     pub instances: Script,
     pub claim_orphans: Script,
+    pub delete_finished: Script,
 }
 
 impl Scripts {
@@ -38,8 +40,10 @@ impl Scripts {
             unbind: lua(UNBIND),
             delete_executions: lua(DELETE_EXECUTIONS),
             unfinished: lua(UNFINISHED),
+            older_than: lua(OLDER_THAN),
             instances: lua(INSTANCES),
             claim_orphans: lua(CLAIM_ORPHANS),
+            delete_finished: lua(DELETE_FINISHED),
         }
     }
 }
@@ -78,8 +82,8 @@ fn expand(body: &str) -> String {
     prelude + &body
 }
 
-/// KEYS: identity, bake, unfinished, execution set. ARGV: reuse, id, created_ms, phase,
-/// has-execution, then the record's field/value pairs.
+/// KEYS: identity, bake, unfinished, execution set, the age index. ARGV: reuse, id, created_ms,
+/// phase, has-execution, the bake's age-index member, then the record's field/value pairs.
 /// Returns `{'existing', field, value, …}` or `{'new'}`.
 const CREATE: &str = r"
 if ARGV[1] == '1' then
@@ -97,8 +101,9 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('a bake with id ' .. ARGV[2] .. ' already exists')
 end
-redis.call('HSET', KEYS[2], unpack(ARGV, 6))
+redis.call('HSET', KEYS[2], unpack(ARGV, 7))
 redis.call('SET', KEYS[1], ARGV[2])
+redis.call('ZADD', KEYS[5], 0, ARGV[6])
 if not FINISHED[ARGV[4]] then redis.call('ZADD', KEYS[3], ARGV[3], ARGV[2]) end
 if ARGV[5] == '1' then redis.call('SADD', KEYS[4], ARGV[2]) end
 return {'new'}
@@ -155,6 +160,8 @@ for _, set in ipairs(KEYS) do
         local ik = P .. 'images:' .. pair[1]
         if redis.call('HGET', ik, pair[2]) == id then redis.call('HDEL', ik, pair[2]) end
       end
+      local ms = redis.call('HGET', h, 'created_ms') or ''
+      redis.call('ZREM', P .. 'bakes', string.rep('0', 20 - #ms) .. ms .. ':' .. id)
       redis.call('DEL', imgs, P .. 'log:' .. id, h)
       redis.call('ZREM', P .. 'unfinished', id)
       n = n + 1
@@ -165,12 +172,51 @@ end
 return n
 ";
 
+/// ARGV: bake ids. Deletes those that are finished (a finished bake never changes phase again),
+/// with their bindings, logs, images and execution membership; returns the deleted ids.
+const DELETE_FINISHED: &str = r"
+local out = {}
+for _, id in ipairs(ARGV) do
+  local h = P .. 'bake:' .. id
+  local f = redis.call('HMGET', h, 'phase', 'identity', 'execution_id')
+  if f[1] and FINISHED[f[1]] then
+    local k = P .. 'identity:' .. f[2]
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+    if f[3] then redis.call('SREM', P .. 'execution:' .. f[3], id) end
+    local imgs = P .. 'bake-images:' .. id
+    for _, m in ipairs(redis.call('SMEMBERS', imgs)) do
+      local pair = cjson.decode(m)
+      local ik = P .. 'images:' .. pair[1]
+      if redis.call('HGET', ik, pair[2]) == id then redis.call('HDEL', ik, pair[2]) end
+    end
+    redis.call('DEL', imgs, P .. 'log:' .. id, h)
+    out[#out + 1] = id
+  end
+end
+return out
+";
+
 /// KEYS: unfinished. Returns each unfinished bake's hash, oldest first.
 const UNFINISHED: &str = r"
 local out = {}
 for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   local r = redis.call('HGETALL', P .. 'bake:' .. id)
   if #r > 0 then out[#out + 1] = r end
+end
+return out
+";
+
+/// KEYS: the age index. ARGV: the upper bound (`+`, or `(` and a member), how many. Returns, newest
+/// first, `{member, field, value, …}` per bake (just `{member}` for a bake whose hash is gone;
+/// its member is dropped from the index then, whichever path deleted the bake).
+const OLDER_THAN: &str = r"
+local out = {}
+local ms = redis.call('ZREVRANGEBYLEX', KEYS[1], ARGV[1], '-', 'LIMIT', 0, tonumber(ARGV[2]))
+for _, m in ipairs(ms) do
+  local r = redis.call('HGETALL', P .. 'bake:' .. string.sub(m, 22))
+  if #r == 0 then redis.call('ZREM', KEYS[1], m) end
+  table.insert(r, 1, m)
+  out[#out + 1] = r
 end
 return out
 ";

@@ -398,3 +398,88 @@ fn tls_redis_is_spoken_with_a_trusted_ca_and_refused_without_it() {
     assert!(RedisStore::open(&format!("redis://127.0.0.1:{}", server.port), TIMEOUT).is_err());
     assert!(started.elapsed() < TIMEOUT * 3);
 }
+
+#[test]
+fn bakes_stored_before_the_age_index_existed_are_listed_after_the_next_open() {
+    let Some(server) = TestRedis::start(&[]) else {
+        return;
+    };
+    let store = RedisStore::open(&server.uri(0), TIMEOUT).unwrap();
+    for (id, ms) in [("older", 100), ("newer", 200)] {
+        let r = BakeRecord {
+            created_ms: ms,
+            ..sample_record(id, &format!("ident-{id}"))
+        };
+        store.create(&r, true).unwrap();
+    }
+    // As an earlier kiln left it: no index and no marker.
+    let client = redis::Client::open(server.uri(0)).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    redis::cmd("DEL")
+        .arg("kiln:bakes")
+        .arg("kiln:bakes-indexed")
+        .query::<()>(&mut raw)
+        .unwrap();
+    let all = crate::store::BakeFilter::default();
+    assert!(store.list(&all, None, 10).unwrap().bakes.is_empty());
+    let reopened = RedisStore::open(&server.uri(0), TIMEOUT).unwrap();
+    let ids: Vec<String> = reopened
+        .list(&all, None, 10)
+        .unwrap()
+        .bakes
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["newer", "older"]);
+}
+
+#[test]
+fn an_age_member_reads_back_as_its_position() {
+    let m = age_member(1_700_000_000_000, "a:b");
+    assert_eq!(m, "00000001700000000000:a:b");
+    assert_eq!(
+        member_position(&m),
+        Some(Cursor {
+            created_ms: 1_700_000_000_000,
+            id: "a:b".to_string()
+        })
+    );
+    assert!(age_member(9, "z") < age_member(10, "a"));
+    assert_eq!(member_position("short"), None);
+}
+
+#[test]
+fn a_bake_deleted_behind_the_index_is_skipped_and_its_member_dropped() {
+    let Some((store, server)) = fixture() else {
+        return;
+    };
+    for (id, ms) in [("kept", 100), ("gone", 200)] {
+        let r = BakeRecord {
+            created_ms: ms,
+            ..sample_record(id, &format!("ident-{id}"))
+        };
+        store.create(&r, true).unwrap();
+    }
+    let client = redis::Client::open(server.uri(5)).unwrap();
+    let mut raw = client.get_connection().unwrap();
+    redis::cmd("DEL")
+        .arg("kiln:bake:gone")
+        .query::<()>(&mut raw)
+        .unwrap();
+    let all = crate::store::BakeFilter::default();
+    let ids: Vec<String> = store
+        .list(&all, None, 10)
+        .unwrap()
+        .bakes
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["kept"]);
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg("kiln:bakes")
+        .arg(0)
+        .arg(-1)
+        .query(&mut raw)
+        .unwrap();
+    assert_eq!(members, [age_member(100, "kept")]);
+}
