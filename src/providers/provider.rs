@@ -216,6 +216,34 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// For `kiln config validate`: the default template (with the key that sets it), then each
+/// base image's own.
+pub(super) fn selected_templates<'a>(
+    default: &str,
+    key: &'static str,
+    images: impl IntoIterator<Item = &'a BaseImage>,
+) -> Vec<(String, &'static str)> {
+    let mut out = vec![(default.to_string(), key)];
+    for image in images {
+        if let Some(t) = &image.template_file {
+            out.push((t.clone(), "a base image's templateFile"));
+        }
+    }
+    out
+}
+
+/// For `kiln config validate`: the entry whose base image selects `template`, else the first.
+pub(super) fn entry_for<'a, T>(
+    entries: &'a [T],
+    image: impl Fn(&T) -> &BaseImage,
+    template: &str,
+) -> Option<&'a T> {
+    entries
+        .iter()
+        .find(|e| image(e).template_file.as_deref() == Some(template))
+        .or(entries.first())
+}
+
 /// Rosco's `Bake` for a cloud image: the image id per region from the builder's artifact lines,
 /// decorated as a Spinnaker artifact `<provider>/image` (with the request's build info).
 pub fn image_details(provider: &str, record: &BakeRecord, outcome: &Outcome) -> BakeDetails {

@@ -6,7 +6,9 @@
 
 mod source;
 
-use super::provider::{BakeHandler, HookError, Provider, RunContext, Selected};
+use super::provider::{
+    BakeHandler, HookError, Provider, RunContext, Selected, entry_for, selected_templates,
+};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use crate::bake::{BakeRecord, BakeRequest, present};
 use crate::builders::Builder;
@@ -81,27 +83,19 @@ impl Provider for Aws {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let d = &settings.aws.bakery_defaults;
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.aws.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "aws.bakeryDefaults.templateFile",
-        )];
-        for img in &d.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 
     /// Bakes a base image that selects `template` (else the first base image) in its first
     /// region, from a stand-in source image id (a bake would look a name up first).
     fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
         let images = &settings.aws.bakery_defaults.base_images;
-        let image = images
-            .iter()
-            .find(|b| b.base_image.template_file.as_deref() == Some(template))
-            .or(images.first())?;
+        let image = entry_for(images, |b| &b.base_image, template)?;
         let vs = image.virtualization_settings.first()?;
         let req = BakeRequest {
             package_name: Some("kiln-validate".into()),

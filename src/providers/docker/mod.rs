@@ -4,7 +4,9 @@
 //! `DockerImageNameFactory`); the tag is the extended attribute `docker_target_image_tag`, else
 //! the request's `commit_hash`, else the bake's start time.
 
-use super::provider::{BakeHandler, Provider, Selected, image_details};
+use super::provider::{
+    BakeHandler, Provider, Selected, entry_for, image_details, selected_templates,
+};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use crate::bake::{BakeDetails, BakeRequest, present};
 use crate::builders::packer::output::Outcome;
@@ -58,24 +60,17 @@ impl Provider for Docker {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.docker.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "docker.bakeryDefaults.templateFile",
-        )];
-        for img in &settings.docker.bakery_defaults.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 
     fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
         let images = &settings.docker.bakery_defaults.base_images;
-        let image = images
-            .iter()
-            .find(|b| b.base_image.template_file.as_deref() == Some(template))
-            .or(images.first())?;
+        let image = entry_for(images, |b| &b.base_image, template)?;
         let req = BakeRequest {
             package_name: Some("kiln-validate".into()),
             base_os: Some(image.base_image.id.clone()),

@@ -5,7 +5,10 @@
 //! Credentials: the account's `jsonPath` (a service account key file Packer reads; its content
 //! never passes through kiln), else Packer's default chain (the VM's service account).
 
-use super::provider::{BakeHandler, HookError, Provider, RunContext, Selected, image_details};
+use super::provider::{
+    BakeHandler, HookError, Provider, RunContext, Selected, entry_for, image_details,
+    selected_templates,
+};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use crate::bake::{BakeDetails, BakeRecord, BakeRequest, present};
 use crate::builders::packer::output::Outcome;
@@ -111,25 +114,16 @@ impl Provider for Gce {
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
         let d = settings.google.defaults();
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        selected_templates(
+            self.default_template(settings),
             "google.bakeryDefaults.templateFile",
-        )];
-        for img in &d.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            d.base_images.iter().map(|b| &b.base_image),
+        )
     }
 
     fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
         let d = settings.google.defaults();
-        let image = d
-            .base_images
-            .iter()
-            .find(|b| b.base_image.template_file.as_deref() == Some(template))
-            .or(d.base_images.first())?;
+        let image = entry_for(&d.base_images, |b| &b.base_image, template)?;
         let req = BakeRequest {
             package_name: Some("kiln-validate".into()),
             base_os: Some(image.base_image.id.clone()),
