@@ -123,6 +123,7 @@ fn record(i: usize) -> BakeRecord {
             .into(),
             template: "aws-ebs.json".into(),
             source_image: None,
+            builder: None,
         },
         inputs: json!({"packages": [format!("nginx-{i}")], "base_os": "jammy", "vm_type": "hvm"}),
         created_ms: 1_800_000_000_000 + i as i64,

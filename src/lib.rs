@@ -7,7 +7,7 @@
 //! - [`images`]: local qemu images: `kiln base-image build`, staging, boot checks;
 //! - [`diagnosis`]: known failure signatures and what they mean (no I/O);
 //! - [`config`]: the `rosco.yml`-shaped configuration, read and checked once;
-//! - [`builders`]: how an image is built from a recipe's build plan (Packer today): the command
+//! - [`builders`]: how an image is built from a recipe's build plan (Packer, ebs-direct): the command
 //!   line and the machine-readable output;
 //! - [`runner`]: running a builder under a supervisor that survives kiln restarts;
 //! - [`aws`]: kiln's own EC2 client (SigV4, the default credential chain);

@@ -48,6 +48,12 @@ enum Command {
     /// Internal: supervise one Packer run (started by `kiln serve`).
     #[command(name = "__supervise", hide = true)]
     Supervise { run_dir: PathBuf },
+    /// Internal: one ebs-direct bake (run by the supervisor, as Packer is).
+    #[command(name = "__ebs-direct", hide = true)]
+    EbsDirect {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -60,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse_from(args);
     match cli.command {
         Command::Supervise { run_dir } => kiln::runner::supervise(&run_dir),
+        Command::EbsDirect { args } => kiln::builders::ebs_direct::main(&args),
         Command::BaseImage(c) => kiln::images::run_cli(cli.config.as_deref(), &c),
         Command::Config(c) => kiln::admin::run_config(cli.config.as_deref(), &c),
         Command::Deploy(c) => kiln::admin::run_deploy(cli.config.as_deref(), &c),

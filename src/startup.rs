@@ -128,6 +128,15 @@ impl Application {
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create the data dir {}", data_dir.display()))?;
         templates::install(&settings).context("cannot prepare configDir")?;
+        // ebs-direct bakes whose engine died (a crash, a reboot) leave mounts and loop devices;
+        // a running one holds its folder's lock and is left alone.
+        let swept = crate::builders::ebs_direct::sweep(&data_dir);
+        if !swept.is_empty() {
+            tracing::info!(
+                folders = swept.len(),
+                "released ebs-direct work folders left by ended bakes"
+            );
+        }
         let bakery = Bakery::new(settings, store, kiln_exe);
         let found = bakery.recover().context("cannot read unfinished bakes")?;
         if found != Default::default() {

@@ -53,6 +53,7 @@ pub(crate) fn bakery_defaults(d: &AwsBakeryDefaults, how: Secrets) -> Value {
         "awsVpcId": d.aws_vpc_id,
         "awsAssociatePublicIpAddress": d.aws_associate_public_ip_address,
         "awsEc2Endpoint": d.aws_ec2_endpoint,
+        "awsEbsEndpoint": d.aws_ebs_endpoint,
         "awsSkipValidation": d.aws_skip_validation,
         "templateFile": d.template_file,
         "defaultVirtualizationType": d.default_virtualization_type,

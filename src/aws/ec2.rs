@@ -50,6 +50,12 @@ pub struct Image {
     pub virtualization_type: Option<String>,
     pub root_device_name: Option<String>,
     pub block_devices: Vec<BlockDevice>,
+    /// `true` when the image has ENA enabled.
+    pub ena_support: bool,
+    /// `simple` when SR-IOV (Intel 82599 VF) networking is on.
+    pub sriov_net_support: Option<String>,
+    /// `legacy-bios`, `uefi` or `uefi-preferred`; unset for most older images.
+    pub boot_mode: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -57,6 +63,13 @@ pub struct BlockDevice {
     pub device_name: String,
     pub snapshot_id: Option<String>,
     pub volume_size_gib: Option<u64>,
+    /// An instance store volume (`ephemeral0`), instead of EBS.
+    pub virtual_name: Option<String>,
+    pub volume_type: Option<String>,
+    pub delete_on_termination: Option<bool>,
+    pub encrypted: Option<bool>,
+    pub iops: Option<u64>,
+    pub throughput: Option<u64>,
 }
 
 impl Ec2 {
@@ -104,7 +117,11 @@ impl Ec2 {
     }
 
     /// One signed Query call, retried on throttling and server errors; the answer's XML text.
-    async fn call(&self, action: &str, params: Vec<(String, String)>) -> Result<String, AwsError> {
+    pub(super) async fn call(
+        &self,
+        action: &str,
+        params: Vec<(String, String)>,
+    ) -> Result<String, AwsError> {
         let body = {
             let mut form = form_urlencoded::Serializer::new(String::new());
             form.append_pair("Action", action)
@@ -208,7 +225,7 @@ impl Ec2 {
         }
     }
 
-    fn decode_error(&self, action: &str, detail: String) -> AwsError {
+    pub(super) fn decode_error(&self, action: &str, detail: String) -> AwsError {
         AwsError::Decode {
             action: action.to_string(),
             endpoint: self.endpoint.clone(),
@@ -217,7 +234,7 @@ impl Ec2 {
     }
 }
 
-fn list(params: &mut Vec<(String, String)>, prefix: &str, values: &[String]) {
+pub(super) fn list(params: &mut Vec<(String, String)>, prefix: &str, values: &[String]) {
     for (i, v) in values.iter().enumerate() {
         params.push((format!("{prefix}.{}", i + 1), v.clone()));
     }
@@ -240,19 +257,24 @@ fn first_line(text: &str) -> String {
 }
 
 /// The first child element of `node` named `name` (namespaces ignored).
-fn child<'a>(node: roxmltree::Node<'a, 'a>, name: &str) -> Option<roxmltree::Node<'a, 'a>> {
+pub(super) fn child<'a>(
+    node: roxmltree::Node<'a, 'a>,
+    name: &str,
+) -> Option<roxmltree::Node<'a, 'a>> {
     node.children()
         .find(|c| c.is_element() && c.tag_name().name() == name)
 }
 
-fn text(node: roxmltree::Node, name: &str) -> Option<String> {
+pub(super) fn text(node: roxmltree::Node, name: &str) -> Option<String> {
     child(node, name)
         .and_then(|c| c.text())
         .map(|t| t.trim().to_string())
         .filter(|t| !t.is_empty())
 }
 
-fn items<'a>(node: roxmltree::Node<'a, 'a>) -> impl Iterator<Item = roxmltree::Node<'a, 'a>> {
+pub(super) fn items<'a>(
+    node: roxmltree::Node<'a, 'a>,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'a>> {
     node.children()
         .filter(|c| c.is_element() && c.tag_name().name() == "item")
 }
@@ -286,6 +308,18 @@ fn parse_images(xml: &str) -> Result<Vec<Image>, String> {
                             volume_size_gib: ebs
                                 .and_then(|e| text(e, "volumeSize"))
                                 .and_then(|s| s.parse().ok()),
+                            virtual_name: text(d, "virtualName"),
+                            volume_type: ebs.and_then(|e| text(e, "volumeType")),
+                            delete_on_termination: ebs
+                                .and_then(|e| text(e, "deleteOnTermination"))
+                                .map(|s| s == "true"),
+                            encrypted: ebs.and_then(|e| text(e, "encrypted")).map(|s| s == "true"),
+                            iops: ebs
+                                .and_then(|e| text(e, "iops"))
+                                .and_then(|s| s.parse().ok()),
+                            throughput: ebs
+                                .and_then(|e| text(e, "throughput"))
+                                .and_then(|s| s.parse().ok()),
                         }
                     })
                     .collect()
@@ -301,6 +335,9 @@ fn parse_images(xml: &str) -> Result<Vec<Image>, String> {
             virtualization_type: text(item, "virtualizationType"),
             root_device_name: text(item, "rootDeviceName"),
             block_devices,
+            ena_support: text(item, "enaSupport").is_some_and(|s| s == "true"),
+            sriov_net_support: text(item, "sriovNetSupport"),
+            boot_mode: text(item, "bootMode"),
         });
     }
     Ok(images)
@@ -340,6 +377,8 @@ mod tests {
         <item><deviceName>/dev/sdb</deviceName><virtualName>ephemeral0</virtualName></item>
       </blockDeviceMapping>
       <virtualizationType>hvm</virtualizationType>
+      <enaSupport>true</enaSupport>
+      <bootMode>uefi</bootMode>
       <tagSet><item><key>name</key><value>not-the-image-name</value></item></tagSet>
     </item>
     <item><imageId>ami-2</imageId><virtualizationType>paravirtual</virtualizationType></item>
@@ -360,6 +399,13 @@ mod tests {
         assert_eq!(a.block_devices[0].volume_size_gib, Some(8));
         assert_eq!(a.block_devices[1].snapshot_id, None);
         assert_eq!(images[1].name, None);
+        assert_eq!(
+            a.block_devices[1].virtual_name.as_deref(),
+            Some("ephemeral0")
+        );
+        assert!(a.ena_support);
+        assert_eq!(a.boot_mode.as_deref(), Some("uefi"));
+        assert_eq!(a.sriov_net_support, None);
     }
 
     #[test]

@@ -13,7 +13,9 @@
 //!   client error is not.
 
 mod credentials;
+pub mod ebs;
 pub mod ec2;
+pub mod ec2_images;
 
 pub use credentials::CredentialSource;
 

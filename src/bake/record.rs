@@ -16,6 +16,9 @@ pub struct Recipe {
     /// The source image the bake starts from, when it was looked up by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_image: Option<SourceImage>,
+    /// kiln: the builder when not Packer (`ebs-direct`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub builder: Option<String>,
 }
 
 /// A source image given by name and the id it resolved to before Packer ran.

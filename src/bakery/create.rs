@@ -136,6 +136,8 @@ impl Bakery {
                     name: name.clone(),
                     via: via.to_string(),
                 }),
+                builder: (p.plan.builder != builders::Builder::Packer)
+                    .then(|| p.plan.builder.name().to_string()),
             },
             inputs: p.identity.inputs.clone(),
             created_ms: now,

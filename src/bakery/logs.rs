@@ -75,10 +75,15 @@ impl LogSink {
         }
     }
 
-    /// Times the phases of a `provider` bake, publishing the timeline to `live` as it changes.
-    pub fn timed(mut self, provider: &str, live: LiveTimelines) -> Self {
-        let markers =
-            crate::providers::registry::find(provider).map_or(&[][..], |p| p.phase_markers());
+    /// Times the phases of a bake, publishing the timeline to `live` as it changes. The markers
+    /// are the provider's, or a builder's own when it is not Packer (ebs-direct).
+    pub fn timed(mut self, record: &crate::bake::BakeRecord, live: LiveTimelines) -> Self {
+        let markers = if record.recipe.builder.as_deref() == Some("ebs-direct") {
+            crate::builders::ebs_direct::PHASE_MARKERS
+        } else {
+            crate::providers::registry::find(&record.provider)
+                .map_or(&[][..], |p| p.phase_markers())
+        };
         self.timeline = Timeline::new(markers);
         self.live = Some(live);
         self

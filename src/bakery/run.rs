@@ -48,6 +48,10 @@ impl Bakery {
             Ok(dir) => dir,
             Err(e) => return self.fail_to_start(&record, &e),
         };
+        p.plan.run = Some(builders::PlanRun {
+            bake_id: record.id.clone(),
+            kiln_exe: self.inner.kiln_exe.clone(),
+        });
         let launch = builders::launch(&p.plan, &settings, Some(temp_dir.path().to_path_buf()));
         // Request values in the command are shown escaped: they cannot forge a log line.
         tracing::info!(bake = %record.id, builder = p.plan.builder.name(), command = %crate::telemetry::Escaped(&record.recipe.command.join(" ")), "starting the build");
@@ -86,7 +90,7 @@ impl Bakery {
             run_dir.clone(),
             settings.max_log_bytes(),
         )
-        .timed(&record.provider, self.inner.timelines.clone());
+        .timed(&record, self.inner.timelines.clone());
         if offset > 0 {
             sink.start_at(offset);
             replay(&mut sink, &run_dir, offset);

@@ -3,13 +3,15 @@
 //! process the runner supervises ([`launch`]) and the command line kiln shows ([`shown`]); the
 //! bakery and the runner never see a builder's own argv conventions.
 //!
-//! Builders: [`packer`] (`packer build` of a template; the default). Every builder's process
+//! Builders: [`packer`] (`packer build` of a template; the default) and [`ebs_direct`] (an AMI
+//! written from kiln's own host through the EBS direct APIs, `kiln __ebs-direct`). Every builder's process
 //! prints Packer's machine-readable lines ([`packer::output`]), so following, limits, logs and
 //! results work alike for all of them.
 //!
 //! Invariant: secrets (the credentials and the masked variables) reach the builder's process
 //! through the supervisor's environment and memory only, never its argv or a file.
 
+pub mod ebs_direct;
 pub mod packer;
 
 use crate::config::Settings;
@@ -25,12 +27,16 @@ pub enum Builder {
     /// `packer build` of the recipe's template.
     #[default]
     Packer,
+    /// kiln's own AWS builder: the changed blocks of the base AMI's root snapshot, uploaded
+    /// through the EBS direct APIs (no instance, no SSH).
+    EbsDirect,
 }
 
 impl Builder {
     pub fn name(self) -> &'static str {
         match self {
             Builder::Packer => "packer",
+            Builder::EbsDirect => "ebs-direct",
         }
     }
 }
@@ -51,6 +57,16 @@ pub struct BuildPlan {
     pub env: Vars,
     /// Whether the template needs root (`templatesNeedingRoot`): the builder runs under sudo.
     pub run_as_root: bool,
+    /// Set when the bake runs: builders that keep per-bake state or run kiln itself need it.
+    pub run: Option<PlanRun>,
+}
+
+/// The run of a plan: the bake's id (ebs-direct names its work folder after it) and the `kiln`
+/// executable (ebs-direct's process is `kiln __ebs-direct`).
+#[derive(Debug, Clone, Default)]
+pub struct PlanRun {
+    pub bake_id: String,
+    pub kiln_exe: PathBuf,
 }
 
 impl BuildPlan {
@@ -83,6 +99,7 @@ pub struct Launch {
 pub fn launch(plan: &BuildPlan, settings: &Settings, temp_dir: Option<PathBuf>) -> Launch {
     match plan.builder {
         Builder::Packer => packer::command::launch(plan, settings, temp_dir),
+        Builder::EbsDirect => ebs_direct::launch(plan, settings, temp_dir),
     }
 }
 
@@ -91,6 +108,7 @@ pub fn launch(plan: &BuildPlan, settings: &Settings, temp_dir: Option<PathBuf>) 
 pub fn shown(plan: &BuildPlan, settings: &Settings, masked: &[String]) -> Vec<String> {
     match plan.builder {
         Builder::Packer => packer::command::build(plan, settings).shown(masked),
+        Builder::EbsDirect => ebs_direct::shown(plan),
     }
 }
 

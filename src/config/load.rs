@@ -206,6 +206,29 @@ fn check(s: &Settings) -> anyhow::Result<()> {
                 "key '{at}.baseImage.packageType': '{pt}' is not a package type (expected deb, rpm or nupkg)"
             );
         }
+        match img.base_image.builder.as_deref().map(str::trim) {
+            None | Some("" | "packer") => {}
+            Some("ebs-direct") => {
+                if img
+                    .base_image
+                    .package_type
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case("nupkg"))
+                    || img
+                        .base_image
+                        .os_type
+                        .as_deref()
+                        .is_some_and(|o| o.eq_ignore_ascii_case("windows"))
+                {
+                    bail!(
+                        "key '{at}.baseImage.builder': ebs-direct installs deb and rpm packages on Linux only; bake this Windows image with packer"
+                    );
+                }
+            }
+            Some(b) => bail!(
+                "key '{at}.baseImage.builder': '{b}' is not a builder (expected packer or ebs-direct)"
+            ),
+        }
         for (j, vs) in img.virtualization_settings.iter().enumerate() {
             if let Some(vt) = &vs.virtualization_type
                 && vt != "hvm"
@@ -285,6 +308,34 @@ mod tests {
             "SERVICES_REDIS_BASEURL" => Some("redis://r:6379".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn a_base_images_builder_is_packer_or_ebs_direct_and_ebs_direct_is_linux_only() {
+        let yaml = |builder: &str, kind: &str| {
+            format!(
+                "aws:\n  bakeryDefaults:\n    awsEbsEndpoint: http://127.0.0.1:5000\n    baseImages:\n    - baseImage: {{id: b, packageType: {kind}, builder: {builder}}}\n"
+            )
+        };
+        let ok = load_str(&yaml("ebs-direct", "deb"), &env).unwrap();
+        let d = &ok.settings.aws.bakery_defaults;
+        assert_eq!(
+            d.base_images[0].base_image.builder.as_deref(),
+            Some("ebs-direct")
+        );
+        assert_eq!(d.aws_ebs_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        assert!(load_str(&yaml("packer", "nupkg"), &env).is_ok());
+        let e = load_str(&yaml("ebs-fast", "deb"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("baseImages[0].baseImage.builder") && e.contains("packer or ebs-direct"),
+            "{e}"
+        );
+        let e = load_str(&yaml("ebs-direct", "nupkg"), &env)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("Windows"), "{e}");
     }
 
     #[test]

@@ -135,6 +135,9 @@ pub struct AwsBakeryDefaults {
     /// kiln: the EC2 API endpoint Packer talks to (VPC endpoints, GovCloud-style endpoints, moto).
     #[serde(deserialize_with = "lenient_string")]
     pub aws_ec2_endpoint: Option<String>,
+    /// kiln: the EBS direct API endpoint the ebs-direct builder talks to (VPC endpoints, moto).
+    #[serde(deserialize_with = "lenient_string")]
+    pub aws_ebs_endpoint: Option<String>,
     /// kiln: skip the SDK's region, credential and metadata checks (EC2 API emulators).
     pub aws_skip_validation: bool,
     pub template_file: Option<String>,
@@ -161,6 +164,13 @@ pub struct BaseImage {
     pub template_file: Option<String>,
     pub os_type: Option<String>,
     pub custom_repository: Option<String>,
+    /// kiln: how bakes of this image are built: `packer` (the default) or `ebs-direct` (AWS:
+    /// the root snapshot written from kiln's host through the EBS direct APIs, no instance).
+    #[serde(
+        deserialize_with = "lenient_string",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub builder: Option<String>,
     /// GCE: the source is an image family (Deck says so in its tooltip).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_image_family: Option<bool>,

@@ -17,7 +17,7 @@ mod boot;
 mod build;
 mod catalog;
 mod cli;
-mod rootfs;
+pub mod rootfs;
 mod run;
 
 pub use baked::{ImageInfo, read_image_info, write_image_info};

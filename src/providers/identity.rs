@@ -76,6 +76,16 @@ impl Identity {
             "artifacts": artifacts.iter().map(artifact_input).collect::<Vec<_>>(),
             "run_as_root": p.plan.run_as_root,
         });
+        // Only a builder other than Packer enters the inputs: the identities of Packer bakes
+        // stay what they were before builders existed, so their images keep being reused.
+        if let (crate::builders::Builder::EbsDirect, Some(map)) =
+            (p.plan.builder, inputs.as_object_mut())
+        {
+            map.insert(
+                "builder".into(),
+                Value::String(p.plan.builder.name().into()),
+            );
+        }
         if let (Some(u), Some(map)) = (unique, inputs.as_object_mut()) {
             map.insert("unique".into(), Value::String(u));
         }

@@ -28,6 +28,7 @@ mod regional;
 pub mod registry;
 #[cfg(test)]
 mod spec_support;
+mod staged;
 mod tencentcloud;
 
 pub use checks::{KILN_PREFIXES, OPERATOR_VARIABLES};

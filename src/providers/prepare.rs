@@ -12,7 +12,68 @@ use crate::recipe::{self, OsPackageName, PackageType};
 use crate::telemetry::escaped;
 
 /// Extended attributes kiln reads itself, for every provider; they are not passed to Packer.
-pub const KILN_ATTRIBUTES: [&str; 2] = ["kiln_timeout", "kiln_idle_timeout"];
+pub const KILN_ATTRIBUTES: [&str; 3] = ["kiln_timeout", "kiln_idle_timeout", BUILDER_ATTRIBUTE];
+
+/// The extended attribute that picks a bake's builder (`packer` or `ebs-direct`).
+pub const BUILDER_ATTRIBUTE: &str = "kiln_builder";
+
+fn parse_builder(value: &str, field: &str) -> Result<Builder, BakeError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "" | "packer" => Ok(Builder::Packer),
+        "ebs-direct" => Ok(Builder::EbsDirect),
+        _ => Err(BakeError::Invalid(format!(
+            "{field} {} is not a builder: use packer or ebs-direct",
+            escaped(value)
+        ))),
+    }
+}
+
+/// The bake's builder: the request's `kiln_builder`, else the base image's `builder`, else
+/// Packer; and what the ebs-direct builder cannot honour, refused before anything runs.
+fn builder(
+    req: &BakeRequest,
+    provider: &str,
+    image: &crate::config::BaseImage,
+    kind: PackageType,
+) -> Result<Builder, BakeError> {
+    let attributes = req.extended_attributes();
+    let (builder, field) = match attributes.get(BUILDER_ATTRIBUTE) {
+        Some(v) => (
+            parse_builder(v, "extended attribute kiln_builder")?,
+            "extended attribute kiln_builder",
+        ),
+        None => (
+            parse_builder(image.builder.as_deref().unwrap_or(""), "baseImage.builder")?,
+            "the base image's builder",
+        ),
+    };
+    if builder == Builder::EbsDirect {
+        let refuse = |why: &str| {
+            Err(BakeError::Invalid(format!(
+                "{field} is ebs-direct, which {why}"
+            )))
+        };
+        if provider != "aws" {
+            return refuse("builds AWS images only: leave kiln_builder out for this provider");
+        }
+        if present(&req.template_file_name).is_some() {
+            return refuse(
+                "runs no Packer template: leave template_file_name out, or bake with packer",
+            );
+        }
+        if kind == PackageType::Nupkg
+            || image
+                .os_type
+                .as_deref()
+                .is_some_and(|o| o.eq_ignore_ascii_case("windows"))
+        {
+            return refuse(
+                "installs deb and rpm packages on Linux only: bake Windows images with packer",
+            );
+        }
+    }
+    Ok(builder)
+}
 
 /// Builds the recipe for a request with one provider's rules: the steps every provider shares
 /// (checks, packages, image name, common variables, template, limits, identity) around the
@@ -47,8 +108,14 @@ pub fn prepare<H: BakeHandler>(
         .parse()
         .map_err(|e| BakeError::Invalid(format!("base image '{}': {e}", base.image.id)))?;
 
+    let builder = builder(req, H::NAME, &base.image, kind)?;
+    // ebs-direct copies the package artifacts into the image itself, as the qemu provider does.
     let requested = req.packages();
-    let artifacts = handler.artifacts(kind, &req.package_artifacts.clone().unwrap_or_default())?;
+    let given = req.package_artifacts.clone().unwrap_or_default();
+    let artifacts = match builder {
+        Builder::EbsDirect => super::staged::with_digests(kind, &given)?,
+        Builder::Packer => handler.artifacts(kind, &given)?,
+    };
     let resolved = recipe::resolve_packages(kind, &requested, &artifacts)
         .map_err(|e| BakeError::Invalid(e.to_string()))?;
     let naming: Vec<OsPackageName> = resolved
@@ -65,7 +132,20 @@ pub fn prepare<H: BakeHandler>(
     let app_version = handler.app_version(req, first, kind, ctx.now_ms);
 
     let mut vars = handler.variables(req, ctx, &base, &image_name, app_version.as_deref());
-    let (packages, kiln_made) = handler.packages(kind, &resolved.install, &artifacts)?;
+    let (packages, kiln_made) = match builder {
+        Builder::EbsDirect => {
+            let staged = super::staged::staged_artifacts(kind, &artifacts)?;
+            let made = staged
+                .iter()
+                .map(super::staged::StagedArtifact::guest_path)
+                .collect();
+            (
+                super::staged::packages_variable(kind, &resolved.install, &staged),
+                made,
+            )
+        }
+        Builder::Packer => handler.packages(kind, &resolved.install, &artifacts)?,
+    };
     let own = |k: &str| KILN_ATTRIBUTES.contains(&k) || H::OWN_ATTRIBUTES.contains(&k);
     common_variables(&mut vars, req, ctx, &base.image, kind, packages, &own);
     // Belt and braces: every final value, derived ones included, once more.
@@ -112,13 +192,14 @@ pub fn prepare<H: BakeHandler>(
         var_file_name: var_file.as_ref().map(|f| f.name.clone()),
         requested_attributes,
         plan: BuildPlan {
-            builder: Builder::Packer,
+            builder,
             template: template.path,
             var_file: var_file.map(|f| f.path),
             variables,
             secret_variables,
             env,
             run_as_root,
+            run: None,
         },
         timeout,
         idle_timeout,

@@ -108,6 +108,7 @@ pub(crate) fn sample_record(id: &str, identity: &str) -> BakeRecord {
             variables: BTreeMap::from([("aws_region".to_string(), "us-east-1".to_string())]),
             template: "aws-ebs.json".to_string(),
             source_image: None,
+            builder: None,
         },
         inputs: json!({"packages": ["nginx"], "base_os": "trusty"}),
         created_ms: 1_700_000_000_000,

@@ -126,6 +126,15 @@ pub struct Moto {
 
 impl Moto {
     pub fn start() -> Moto {
+        Self::start_env(&[])
+    }
+
+    /// moto with the EBS direct API gaps patched (`tests/support/moto-ebs.py`), unrecorded.
+    pub fn start_ebs() -> Moto {
+        Self::start_env(&[("KILN_MOTO_EBS", "1")])
+    }
+
+    pub fn start_env(env: &[(&str, &str)]) -> Moto {
         let dir = tempfile::tempdir().unwrap();
         for _ in 0..3 {
             let port = free_port();
@@ -133,6 +142,7 @@ impl Moto {
                 .arg(venv())
                 .arg(port.to_string())
                 .arg(dir.path())
+                .envs(env.iter().copied())
                 .output()
                 .expect("run moto-start.sh");
             if out.status.success() {
@@ -155,7 +165,7 @@ impl Moto {
         panic!("moto_server did not start; is python3-venv available? (scripts/test installs it)");
     }
 
-    fn python(&self) -> PathBuf {
+    pub fn python(&self) -> PathBuf {
         venv().join("bin/python")
     }
 

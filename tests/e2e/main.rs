@@ -10,6 +10,7 @@ mod aws;
 mod bake_cli;
 mod clouds;
 mod clouds_admin;
+mod ebs_direct;
 mod ec2_client;
 mod error_chains;
 mod gce_docker;

@@ -6,7 +6,9 @@
 //!
 //! Phase names are part of kiln's API: for AWS launch, wait_ssh, provision, stop, create_image,
 //! copy, share; for qemu boot, provision, shutdown, convert, boot_check; for GCE launch,
-//! wait_ssh, provision, create_image; for Docker launch, provision, commit, push.
+//! wait_ssh, provision, create_image; for Docker launch, provision, commit, push; for AWS bakes
+//! by the ebs-direct builder (its own table, `builders::ebs_direct::PHASE_MARKERS`) fetch, copy,
+//! mount, install, unmount, diff, upload, complete, register, share, copy_regions.
 
 use crate::bake::PhaseTiming;
 

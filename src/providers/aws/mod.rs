@@ -6,11 +6,16 @@
 
 mod source;
 
-use super::provider::{BakeHandler, Provider, Selected, entry_for, selected_templates};
+use super::provider::{
+    BakeHandler, HookError, Provider, RunContext, Selected, entry_for, selected_templates,
+};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use crate::bake::{BakeRecord, BakeRequest, present};
+use crate::builders::Builder;
 use crate::config::{AwsVirtualizationSettings, BaseImage, Settings};
 use crate::services::source_images::NameQuery;
+use futures_util::future::BoxFuture;
+use std::path::Path;
 
 /// The AWS provider: AMIs through Packer's amazon builders.
 pub struct Aws;
@@ -26,6 +31,33 @@ impl Provider for Aws {
 
     fn prepare(&self, req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeError> {
         super::prepare::prepare(self, req, ctx)
+    }
+
+    /// ebs-direct bakes: the package artifacts staged as for the qemu provider (the builder
+    /// copies them into the image's chroot).
+    fn before_run<'a>(
+        &'a self,
+        run: RunContext<'a>,
+        prepared: &'a mut Prepared,
+    ) -> BoxFuture<'a, Result<Vec<String>, HookError>> {
+        Box::pin(async move {
+            if prepared.plan.builder != Builder::EbsDirect {
+                return Ok(Vec::new());
+            }
+            let req = serde_json::from_value(run.record.request.clone()).unwrap_or_default();
+            super::qemu::stage::prepare_run(run.data_dir, &run.record.id, prepared, &req)
+                .await
+                .map_err(Into::into)
+        })
+    }
+
+    /// ebs-direct bakes: the staged artifacts go, and a work folder whose builder was killed
+    /// (SIGKILL after the grace) is released: its mount, loop device and chroot processes.
+    fn cleanup(&self, data_dir: &Path, record: &BakeRecord) {
+        if record.recipe.builder.as_deref() == Some(Builder::EbsDirect.name()) {
+            let _ = std::fs::remove_dir_all(crate::images::staging_dir(data_dir, &record.id));
+            crate::builders::ebs_direct::release_ended(data_dir, &record.id);
+        }
     }
 
     fn phase_markers(&self) -> crate::builders::packer::timeline::Markers {

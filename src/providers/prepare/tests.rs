@@ -2,6 +2,7 @@
 //! identity of request-given secrets, and no panic on any input.
 
 use crate::bake::BakeRequest;
+use crate::builders::Builder;
 use crate::config::Settings;
 use crate::providers::recipe::{Prepared, RecipeContext};
 use crate::providers::registry::prepare;
@@ -16,6 +17,12 @@ aws:
     maskedPackerParameters: [aws_secret_key, repo_password]
     baseImages:
     - baseImage: {id: ubuntu, packageType: deb}
+      virtualizationSettings:
+      - {region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-12345678}
+    - baseImage: {id: bookworm, packageType: deb, builder: ebs-direct}
+      virtualizationSettings:
+      - {region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-12345678}
+    - baseImage: {id: windows, packageType: nupkg, osType: windows}
       virtualizationSettings:
       - {region: us-east-1, virtualizationType: hvm, instanceType: t3.micro, sourceAmi: ami-12345678}
 templatesNeedingRoot: [./aws-chroot.json]
@@ -109,6 +116,75 @@ fn the_operators_variables_cannot_be_requested() {
             "{e}"
         );
     }
+}
+
+#[test]
+fn the_builder_is_opted_into_per_base_image_or_per_bake_and_is_part_of_the_identity() {
+    let f = Fixture::new();
+    let packer = f.prepare(request(json!({}))).unwrap();
+    assert_eq!(packer.plan.builder, Builder::Packer);
+    assert!(packer.identity.inputs.get("builder").is_none());
+    let by_attribute = f
+        .prepare(request(
+            json!({"extended_attributes": {"kiln_builder": "ebs-direct"}}),
+        ))
+        .unwrap();
+    assert_eq!(by_attribute.plan.builder, Builder::EbsDirect);
+    assert_eq!(by_attribute.identity.inputs["builder"], "ebs-direct");
+    assert_ne!(by_attribute.identity.digest, packer.identity.digest);
+    // kiln reads kiln_builder; Packer never sees it.
+    assert!(
+        !by_attribute
+            .plan
+            .variables
+            .iter()
+            .any(|(k, _)| k == "kiln_builder")
+    );
+    let by_base = f.prepare(request(json!({"base_os": "bookworm"}))).unwrap();
+    assert_eq!(by_base.plan.builder, Builder::EbsDirect);
+    // A bake may go back to Packer on an ebs-direct base.
+    let back = f
+        .prepare(request(
+            json!({"base_os": "bookworm", "extended_attributes": {"kiln_builder": "packer"}}),
+        ))
+        .unwrap();
+    assert_eq!(back.plan.builder, Builder::Packer);
+}
+
+#[test]
+fn what_ebs_direct_cannot_honour_is_a_400_naming_the_field() {
+    let f = Fixture::new();
+    let ebs = json!({"kiln_builder": "ebs-direct"});
+    let e = f
+        .prepare(request(
+            json!({"extended_attributes": ebs, "template_file_name": "aws-ebs.json"}),
+        ))
+        .unwrap_err();
+    assert!(
+        e.contains("kiln_builder") && e.contains("template_file_name"),
+        "{e}"
+    );
+    let e = f
+        .prepare(request(
+            json!({"base_os": "windows", "package": "app", "extended_attributes": ebs}),
+        ))
+        .unwrap_err();
+    assert!(e.contains("Windows"), "{e}");
+    let e = f
+        .prepare(request(
+            json!({"extended_attributes": {"kiln_builder": "fast"}}),
+        ))
+        .unwrap_err();
+    assert!(
+        e.contains("kiln_builder") && e.contains("packer or ebs-direct"),
+        "{e}"
+    );
+    let e = f
+        .prepare(request(
+            json!({"base_os": "bookworm", "template_file_name": "aws-ebs.json"}),
+        ))
+        .unwrap_err();
+    assert!(e.contains("base image's builder"), "{e}");
 }
 
 #[test]

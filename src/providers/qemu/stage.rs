@@ -34,7 +34,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StageError + '_ {
 
 /// Prepares the staging dir of bake `id` and adds the per-run variables to its recipe; returns
 /// lines for the bake's log.
-pub(super) async fn prepare_run(
+pub(in crate::providers) async fn prepare_run(
     data_dir: &Path,
     id: &str,
     prepared: &mut Prepared,

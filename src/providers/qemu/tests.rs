@@ -1,6 +1,7 @@
 //! Unit tests of the qemu provider's request checks and package plan.
 
 use super::*;
+use crate::providers::staged::file_path;
 
 fn artifact(reference: &str) -> Artifact {
     Artifact {
