@@ -438,6 +438,28 @@ fn the_shipped_aws_ebs_template_installs_a_deb_over_ssh_into_the_instance() {
         vm.serial_tail()
     );
 
+    // For scripts/bench-builders: this bake's figures beside the ebs-direct builder's.
+    if let Some(out) = std::env::var_os("KILN_BENCH_OUT") {
+        let view = kiln.get(&format!("/api/kiln/v1/bakes/{id}")).json();
+        let phases: serde_json::Map<String, serde_json::Value> = view["timeline"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    p["phase"].as_str().unwrap_or("").to_string(),
+                    p["seconds"].clone(),
+                )
+            })
+            .collect();
+        let figures = json!({
+            "wall_s": bake_time.as_secs_f64(),
+            "instance_boot_s": boot_time.as_secs_f64(),
+            "phases_s": phases,
+        });
+        std::fs::write(out, serde_json::to_vec_pretty(&figures).unwrap()).unwrap();
+    }
+
     // EC2 side (moto): the AMI exists, and the builder instance used the imported key pair.
     let bake = kiln.get(&format!("/api/v1/us-east-1/bake/{id}")).json();
     let ami = bake["ami"]

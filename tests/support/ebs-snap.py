@@ -68,12 +68,14 @@ def gpt(disk_bytes, start_lba, end_lba):
 def make_disk(qcow2, out):
     if os.path.exists(out):
         return
-    fs = out + ".fs"
+    # Names of this process's own: two tests may build the cached disk at once; each renames a
+    # complete file into place (the same bytes either way).
+    fs = f"{out}.{os.getpid()}.fs"
     subprocess.run(["qemu-img", "convert", "-O", "raw", qcow2, fs], check=True)
     fs_bytes = os.path.getsize(fs)
     start = 2048  # 1 MiB
     size = (start * SECTOR + fs_bytes + 34 * SECTOR + 2**30 - 1) // 2**30 * 2**30
-    tmp = out + ".part"
+    tmp = f"{out}.{os.getpid()}.part"
     with open(tmp, "wb") as f:
         f.truncate(size)
         primary, backup = gpt(size, start, start + fs_bytes // SECTOR - 1)
