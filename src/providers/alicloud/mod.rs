@@ -5,7 +5,7 @@
 //! (`ALICLOUD_ACCESS_KEY`, `ALICLOUD_SECRET_KEY`), which the builder reads when the template's
 //! keys are empty, as Rosco's shipped templates leave them.
 
-use super::provider::{BakeHandler, Provider, RunContext, Selected};
+use super::provider::{BakeHandler, Provider, RunContext, Selected, selected_templates};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use super::regional::{self, NameRule};
 use crate::bake::{BakeDetails, BakeRequest};
@@ -49,16 +49,12 @@ impl Provider for Alicloud {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.alicloud.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "alicloud.bakeryDefaults.templateFile",
-        )];
-        for img in &settings.alicloud.bakery_defaults.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 }
 

@@ -10,7 +10,7 @@
 
 mod plugin;
 
-use super::provider::{BakeHandler, HookError, Provider, RunContext, Selected};
+use super::provider::{BakeHandler, HookError, Provider, RunContext, Selected, selected_templates};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use super::regional::{self, NameRule};
 use crate::bake::{BakeDetails, BakeRequest};
@@ -67,16 +67,12 @@ impl Provider for Huaweicloud {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.huaweicloud.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "huaweicloud.bakeryDefaults.templateFile",
-        )];
-        for img in &settings.huaweicloud.bakery_defaults.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 }
 

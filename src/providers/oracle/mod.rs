@@ -5,7 +5,7 @@
 //! `oracle_pass_phrase` variable; kiln puts it in Packer's environment (`OCI_KEY_PASSPHRASE`),
 //! which kiln's shipped `oci.json` reads as that variable's default.
 
-use super::provider::{BakeHandler, Provider, Selected};
+use super::provider::{BakeHandler, Provider, Selected, selected_templates};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use super::regional::NameRule;
 use crate::bake::{BakeRequest, present};
@@ -53,16 +53,12 @@ impl Provider for Oracle {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.oracle.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "oracle.bakeryDefaults.templateFile",
-        )];
-        for img in &settings.oracle.bakery_defaults.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 }
 

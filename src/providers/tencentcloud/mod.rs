@@ -5,7 +5,7 @@
 //! environment instead (`TENCENTCLOUD_SECRET_ID`, `TENCENTCLOUD_SECRET_KEY`), which Rosco's
 //! shipped template reads as those variables' defaults.
 
-use super::provider::{BakeHandler, Provider, RunContext, Selected};
+use super::provider::{BakeHandler, Provider, RunContext, Selected, selected_templates};
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use super::regional::{self, NameRule};
 use crate::bake::{BakeDetails, BakeRequest};
@@ -49,16 +49,12 @@ impl Provider for Tencentcloud {
     }
 
     fn configured_templates(&self, settings: &Settings) -> Vec<(String, &'static str)> {
-        let mut out = vec![(
-            self.default_template(settings).to_string(),
+        let images = &settings.tencentcloud.bakery_defaults.base_images;
+        selected_templates(
+            self.default_template(settings),
             "tencentcloud.bakeryDefaults.templateFile",
-        )];
-        for img in &settings.tencentcloud.bakery_defaults.base_images {
-            if let Some(t) = &img.base_image.template_file {
-                out.push((t.clone(), "a base image's templateFile"));
-            }
-        }
-        out
+            images.iter().map(|b| &b.base_image),
+        )
     }
 }
 
