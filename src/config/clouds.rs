@@ -1,7 +1,8 @@
 //! The settings of the clouds beside AWS, with Rosco's keys: Google (`google.*`, with the
 //! deprecated `google.gce.bakeryDefaults` Rosco still merges in), Docker (`docker.*`), Alibaba
 //! Cloud, Tencent Cloud, Huawei Cloud and Oracle Cloud (`alicloud.bakeryDefaults.*`,
-//! `tencentcloud.…`, `huaweicloud.…`, `oracle.bakeryDefaults.*` and `oracle.accounts`).
+//! `tencentcloud.…`, `huaweicloud.…`, `oracle.bakeryDefaults.*` and `oracle.accounts`) and
+//! Azure (`azure.bakeryDefaults.*` and `azure.accounts`).
 //! Credentials are [`Secret`]s: they print as `******`.
 
 use super::model::{BaseImage, Secret, lenient_string, lenient_string_req};
@@ -214,6 +215,68 @@ pub struct OracleAccount {
     pub region: Option<String>,
 }
 
+/// `azure`: Rosco's `RoscoAzureConfiguration` (bakery defaults and the accounts Halyard writes
+/// beside them).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AzureSettings {
+    pub enabled: bool,
+    pub bakery_defaults: AzureBakeryDefaults,
+    pub accounts: Vec<AzureAccount>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AzureBakeryDefaults {
+    pub template_file: Option<String>,
+    pub base_images: Vec<AzureBaseImage>,
+}
+
+/// Azure's base image: the common fields and the marketplace image it starts from, in one block
+/// (Rosco's `AzureOperatingSystemSettings`, which `/bakeOptions/azure` lists whole).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AzureBaseImage {
+    pub base_image: AzureImage,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AzureImage {
+    #[serde(flatten)]
+    pub base: BaseImage,
+    #[serde(deserialize_with = "lenient_string")]
+    pub publisher: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub offer: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub sku: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub version: Option<String>,
+}
+
+/// Rosco's `ManagedAzureAccount`: a service principal and where Packer works.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct AzureAccount {
+    #[serde(deserialize_with = "lenient_string_req")]
+    pub name: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub client_id: Option<String>,
+    /// The service principal's client secret.
+    pub app_key: Option<Secret>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub tenant_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub subscription_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub object_id: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub packer_resource_group: Option<String>,
+    #[serde(deserialize_with = "lenient_string")]
+    pub packer_storage_account: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::load_str;
@@ -261,6 +324,30 @@ oracle:
       virtualizationSettings: {baseImageId: ocid1.image.x, sshUserName: ubuntu}
   accounts:
   - {name: a1, privateKeyPassphrase: hush, region: us-ashburn-1}
+azure:
+  enabled: ${AZURE_ENABLED:true}
+  bakeryDefaults:
+    templateFile: azure-linux.pkr.hcl
+    baseImages:
+    - baseImage:
+        id: ubuntu-1804
+        shortDescription: v18.04
+        detailedDescription: Ubuntu Server 18.04-LTS
+        publisher: Canonical
+        offer: UbuntuServer
+        sku: 18.04-LTS
+        version: 18.04.201804262
+        osType: Linux
+        packageType: deb
+  accounts:
+  - name: azure-1
+    clientId: 123ABC-456DEF
+    appKey: blahblah
+    tenantId: DEF456
+    subscriptionId: 123ABC
+    objectId: 2121ce3f
+    packerResourceGroup: resGroup
+    packerStorageAccount: packerStorage
 "#;
 
     #[test]
@@ -291,6 +378,23 @@ oracle:
             serde_json::to_string(&s.oracle).unwrap()
         );
         assert!(!shown.contains("hush") && !format!("{:?}", s.huaweicloud).contains("\"pw\""));
+        assert!(s.azure.enabled);
+        let ubuntu = &s.azure.bakery_defaults.base_images[0].base_image;
+        assert_eq!(ubuntu.base.id, "ubuntu-1804");
+        assert_eq!(ubuntu.base.package_type.as_deref(), Some("deb"));
+        assert_eq!(ubuntu.sku.as_deref(), Some("18.04-LTS"));
+        let account = &s.azure.accounts[0];
+        assert_eq!(account.packer_resource_group.as_deref(), Some("resGroup"));
+        assert_eq!(
+            account.app_key.as_ref().map(|k| k.expose()),
+            Some("blahblah")
+        );
+        let shown = format!("{:?} {}", s.azure, serde_json::to_string(&s.azure).unwrap());
+        assert!(!shown.contains("blahblah"), "{shown}");
+        // /bakeOptions/azure lists the marketplace image with the common fields, as Rosco does.
+        let listed = serde_json::to_value(ubuntu).unwrap();
+        assert_eq!(listed["publisher"], "Canonical");
+        assert_eq!(listed["id"], "ubuntu-1804");
     }
 }
 

@@ -30,11 +30,12 @@ pub struct Settings {
     pub docker: DockerSettings,
     /// kiln: local images baked with Packer's qemu builder.
     pub qemu: QemuSettings,
-    /// Alibaba Cloud, Tencent Cloud, Huawei Cloud and Oracle Cloud (see `config::clouds`).
+    /// Alibaba Cloud, Tencent Cloud, Huawei Cloud, Oracle Cloud and Azure (see `config::clouds`).
     pub alicloud: super::AlicloudSettings,
     pub tencentcloud: super::TencentcloudSettings,
     pub huaweicloud: super::HuaweicloudSettings,
     pub oracle: super::OracleSettings,
+    pub azure: super::AzureSettings,
     pub redis: RedisSettings,
     /// Rosco's manifest bakes: the Helm executables (`helm.v3ExecutablePath`, …).
     pub helm: HelmSettings,

@@ -9,6 +9,7 @@ use rustix::fs::{MemfdFlags, SealFlags};
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 
 /// A var file in memory, alive as long as this value.
 #[derive(Debug)]
@@ -54,11 +55,26 @@ impl SecretFile {
         format!("/proc/{}/fd/{}", std::process::id(), self.file.as_raw_fd())
     }
 
-    /// The `-var-file=` argument for Packer.
-    pub fn argument(&self) -> String {
-        format!("-var-file={}", self.proc_path())
+    /// The `-var-file=` argument for Packer, through a link named `masked-variables.json` in
+    /// `dir` that points at [`Self::proc_path`]: Packer 1.6.6 reads an HCL template's var files
+    /// only by a `.json` or `.hcl` suffix ("Could not guess format of …" otherwise, measured),
+    /// and a JSON template's any way. The link holds no secret, and it is dangling once this
+    /// process is gone; [`Self::remove_link`] removes it.
+    pub fn argument(&self, dir: &Path) -> io::Result<String> {
+        let link = dir.join(LINK);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(self.proc_path(), &link)?;
+        Ok(format!("-var-file={}", link.display()))
+    }
+
+    /// Removes the link [`Self::argument`] made in `dir`.
+    pub fn remove_link(dir: &Path) {
+        let _ = std::fs::remove_file(dir.join(LINK));
     }
 }
+
+/// The name of the var file's link in the run's folder.
+const LINK: &str = "masked-variables.json";
 
 #[cfg(test)]
 mod tests {
@@ -81,6 +97,25 @@ mod tests {
                 .starts_with("/memfd:kiln-secret-vars"),
             "{target:?}"
         );
+    }
+
+    #[test]
+    fn packer_gets_a_json_named_link_to_the_file_which_holds_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SecretFile::new(br#"{"token":"s3cr3t"}"#).unwrap();
+        let arg = file.argument(dir.path()).unwrap();
+        let path = arg.strip_prefix("-var-file=").unwrap();
+        assert!(path.ends_with(".json"), "{arg}");
+        assert_eq!(
+            std::fs::read_to_string(path).unwrap(),
+            r#"{"token":"s3cr3t"}"#
+        );
+        assert_eq!(
+            std::fs::read_link(path).unwrap().to_string_lossy(),
+            file.proc_path()
+        );
+        SecretFile::remove_link(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -129,6 +129,7 @@ fn run(dir: &Path) -> Result<ExitRecord, SupervisorError> {
     let log = Arc::new(Mutex::new(writer));
     let status = pump_until_exit(pipe, &mut child, &log)?;
     drop(secret_file);
+    SecretFile::remove_link(dir);
     remove_temp(&spec);
     let _ = std::fs::remove_file(dir.join(layout::OUTPUT_PIPE));
     persist("output.log", || lock(&log).drain(), thread::sleep);
@@ -234,7 +235,8 @@ fn spawn(
 ) -> Result<(File, Child), SupervisorError> {
     let mut argv = spec.argv.clone();
     if let (Some(vars), Some(file)) = (&spec.secret_vars, secret_file) {
-        argv.insert(vars.at.clamp(1, argv.len()), file.argument());
+        let arg = file.argument(dir).map_err(SupervisorError::SecretVars)?;
+        argv.insert(vars.at.clamp(1, argv.len()), arg);
     }
     let program = argv[0].clone();
     let spawn_error = |source| SupervisorError::Spawn {

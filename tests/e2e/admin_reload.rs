@@ -306,10 +306,16 @@ fn sighup_reloads_the_config_file_and_logs_the_result() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let log = std::fs::read_to_string(&kiln.stderr).unwrap();
-    assert!(
-        log.contains("SIGHUP") && log.contains("baseImages[1]"),
-        "{log}"
-    );
+    // The new config is live before its log line is written: wait for the line.
+    let logged = |log: &str| log.contains("SIGHUP") && log.contains("baseImages[1]");
+    let mut log = std::fs::read_to_string(&kiln.stderr).unwrap();
+    while !logged(&log) {
+        assert!(
+            Instant::now() < deadline,
+            "the reload was not logged: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        log = std::fs::read_to_string(&kiln.stderr).unwrap();
+    }
     assert_eq!(kiln.get("/health").status, 200, "SIGHUP does not stop kiln");
 }

@@ -395,6 +395,9 @@ mod browser {
     use std::time::{Duration, Instant};
 
     const WAIT: Duration = Duration::from_secs(30);
+    /// How long a fresh Chromium may take to answer its first command (more on a loaded CI
+    /// machine with TCG guests running beside it).
+    const FIRST_ANSWER: Duration = Duration::from_secs(60);
 
     /// The writing end towards Chromium, shared with the reader thread (which answers dialogs).
     struct Link {
@@ -404,6 +407,16 @@ mod browser {
 
     impl Link {
         fn send(&self, method: &str, params: Value, session: Option<&str>) -> u64 {
+            self.try_send(method, params, session)
+                .expect("write to chromium")
+        }
+
+        fn try_send(
+            &self,
+            method: &str,
+            params: Value,
+            session: Option<&str>,
+        ) -> std::io::Result<u64> {
             let id = self.next_id.fetch_add(1, Ordering::SeqCst);
             let mut msg = json!({"id": id, "method": method, "params": params});
             if let Some(s) = session {
@@ -411,12 +424,8 @@ mod browser {
             }
             let mut bytes = msg.to_string().into_bytes();
             bytes.push(0);
-            self.to
-                .lock()
-                .unwrap()
-                .write_all(&bytes)
-                .expect("write to chromium");
-            id
+            self.to.lock().unwrap().write_all(&bytes)?;
+            Ok(id)
         }
     }
 
@@ -454,7 +463,20 @@ mod browser {
     }
 
     impl Browser {
+        /// Starts Chromium and opens a page. A Chromium that does not answer at all (seen once
+        /// on a loaded CI machine) is stopped and started again, twice at most.
         pub fn start() -> Browser {
+            let mut failures = Vec::new();
+            for _ in 0..3 {
+                match Browser::launch() {
+                    Ok(b) => return b,
+                    Err(e) => failures.push(e),
+                }
+            }
+            panic!("chromium did not start:\n{}", failures.join("\n"));
+        }
+
+        fn launch() -> Result<Browser, String> {
             let exe = ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
                 .into_iter()
                 .find(|p| std::path::Path::new(p).exists())
@@ -480,7 +502,7 @@ mod browser {
             .arg("about:blank")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(File::create(profile.path().join("stderr")).unwrap());
             // SAFETY: only async-signal-safe dup2 calls between fork and exec; dup2 clears
             // close-on-exec on the new fds, so exactly 3 and 4 reach Chromium.
             unsafe {
@@ -542,7 +564,17 @@ mod browser {
                 dialogs,
                 _profile: profile,
             };
-            let target = b.call_in(None, "Target.createTarget", json!({"url": "about:blank"}));
+            let target = b
+                .try_call_in(
+                    None,
+                    "Target.createTarget",
+                    json!({"url": "about:blank"}),
+                    FIRST_ANSWER,
+                )
+                .map_err(|e| {
+                    let stderr = std::fs::read_to_string(b._profile.path().join("stderr"));
+                    format!("{e}; its stderr: {}", stderr.unwrap_or_default().trim())
+                })?;
             let attached = b.call_in(
                 None,
                 "Target.attachToTarget",
@@ -551,22 +583,40 @@ mod browser {
             b.session = attached["sessionId"].as_str().unwrap().to_string();
             b.call("Page.enable", json!({}));
             b.call("Runtime.enable", json!({}));
-            b
+            Ok(b)
         }
 
         fn call_in(&mut self, session: Option<&str>, method: &str, params: Value) -> Value {
-            let id = self.link.send(method, params, session);
-            let deadline = Instant::now() + WAIT;
+            self.try_call_in(session, method, params, WAIT)
+                .unwrap_or_else(|e| panic!("{e}"))
+        }
+
+        fn try_call_in(
+            &mut self,
+            session: Option<&str>,
+            method: &str,
+            params: Value,
+            wait: Duration,
+        ) -> Result<Value, String> {
+            let id = self
+                .link
+                .try_send(method, params, session)
+                .map_err(|e| format!("chromium went away ({method}): {e}"))?;
+            let deadline = Instant::now() + wait;
             loop {
                 let left = deadline.saturating_duration_since(Instant::now());
                 match self.replies.recv_timeout(left) {
                     Ok(msg) if msg["id"] == id => {
                         assert!(msg.get("error").is_none(), "{method}: {msg}");
-                        return msg["result"].clone();
+                        return Ok(msg["result"].clone());
                     }
                     Ok(_) => {}
-                    Err(RecvTimeoutError::Timeout) => panic!("chromium did not answer {method}"),
-                    Err(RecvTimeoutError::Disconnected) => panic!("chromium went away ({method})"),
+                    Err(RecvTimeoutError::Timeout) => {
+                        return Err(format!("chromium did not answer {method} in {wait:?}"));
+                    }
+                    Err(RecvTimeoutError::Disconnected) => {
+                        return Err(format!("chromium went away ({method})"));
+                    }
                 }
             }
         }
@@ -656,7 +706,7 @@ mod browser {
     impl Drop for Browser {
         fn drop(&mut self) {
             // Asked to close, Chromium ends its renderers too; killed only if it does not.
-            self.link.send("Browser.close", json!({}), None);
+            let _ = self.link.try_send("Browser.close", json!({}), None);
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
