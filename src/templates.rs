@@ -58,6 +58,30 @@ pub const SHIPPED: &[(&str, &str)] = &[
     ),
     ("oci.json", include_str!("../config/packer/oci.json")),
     (
+        "azure-linux.pkr.hcl",
+        include_str!("../config/packer/azure-linux.pkr.hcl"),
+    ),
+    (
+        "azure-linux-managed-image.pkr.hcl",
+        include_str!("../config/packer/azure-linux-managed-image.pkr.hcl"),
+    ),
+    (
+        "azure-windows.pkr.hcl",
+        include_str!("../config/packer/azure-windows.pkr.hcl"),
+    ),
+    (
+        "azure-windows-managed-image.pkr.hcl",
+        include_str!("../config/packer/azure-windows-managed-image.pkr.hcl"),
+    ),
+    (
+        "scripts/windows-configure-chocolatey.ps1",
+        include_str!("../config/packer/scripts/windows-configure-chocolatey.ps1"),
+    ),
+    (
+        "scripts/windows-install-packages.ps1",
+        include_str!("../config/packer/scripts/windows-install-packages.ps1"),
+    ),
+    (
         "install_packages.sh",
         include_str!("../config/packer/install_packages.sh"),
     ),

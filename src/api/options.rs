@@ -23,6 +23,11 @@ fn base_image_json(b: &BaseImage) -> Value {
     if let (Some(family), Some(map)) = (b.is_image_family, v.as_object_mut()) {
         map.insert("isImageFamily".into(), family.into());
     }
+    if let Some(map) = v.as_object_mut() {
+        for (k, value) in &b.listed {
+            map.insert((*k).into(), value.clone().into());
+        }
+    }
     v
 }
 

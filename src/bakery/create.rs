@@ -114,7 +114,7 @@ impl Bakery {
             .clone()
             .filter(|r| !r.trim().is_empty())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-        let masked = settings.masked_parameters();
+        let masked = crate::providers::registry::masked_parameters(&settings);
         let now = now_ms();
         BakeRecord {
             id,

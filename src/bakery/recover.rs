@@ -140,7 +140,7 @@ impl Bakery {
         let req = stored_request(&record);
         // The store keeps no secret: a masked value the request gave is `******` there, and
         // baking with that would make a wrong image. Say so instead.
-        let masked = self.settings().masked_parameters();
+        let masked = crate::providers::registry::masked_parameters(&self.settings());
         if let Some(name) = redacted_attribute(&req, &masked) {
             let error = format!(
                 "could not re-queue after a restart: the request set the masked variable \

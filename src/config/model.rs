@@ -175,6 +175,10 @@ pub struct BaseImage {
     /// GCE: the source is an image family (Deck says so in its tooltip).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub is_image_family: Option<bool>,
+    /// What a provider lists beside the common fields in `/bakeOptions` (Azure: its marketplace
+    /// image's publisher, offer, sku and version). Not configuration: the provider fills it.
+    #[serde(skip)]
+    pub listed: Vec<(&'static str, String)>,
     /// kiln: a total time limit for bakes of this image.
     #[serde(skip_serializing)]
     pub timeout: Option<DurationText>,

@@ -4,7 +4,7 @@
 //! lists its base images for `/bakeOptions`, stages and finishes its runs and shapes its result.
 //! What every provider shares (packages, repository, extended attributes, the template's
 //! location, limits, the bake identity) is [`prepare`]. Providers: `aws` (an AMI), `qemu`
-//! (a qcow2 image on this machine, region `local`), `gce`, `docker`, and `alicloud`, `tencentcloud`,
+//! (a qcow2 image on this machine, region `local`), `gce`, `azure`, `docker`, and `alicloud`, `tencentcloud`,
 //! `huaweicloud`, `oracle` (what those clouds share is `regional`).
 //!
 //! Invariant: every final Packer variable has passed [`checks`]; nothing outside this module
@@ -12,6 +12,7 @@
 
 mod alicloud;
 mod aws;
+mod azure;
 mod checks;
 mod docker;
 mod gce;

@@ -151,7 +151,9 @@ pub fn prepare<H: BakeHandler>(
     // Belt and braces: every final value, derived ones included, once more.
     let requested_attributes: Vec<String> = requested_variable_names(&attributes, &own);
     checks::check_variables(&vars, &requested_attributes, &kiln_made)?;
-    let (variables, secret_variables) = split_secrets(vars, &ctx.settings.masked_parameters());
+    let mut masked = ctx.settings.masked_parameters();
+    masked.extend(H::MASKED.iter().map(|m| m.to_string()));
+    let (variables, secret_variables) = split_secrets(vars, &masked);
 
     let template_name = present(&req.template_file_name)
         .or(base.image.template_file.as_deref())

@@ -46,6 +46,10 @@ pub trait BakeHandler: Sync {
     /// Extended attributes this provider reads itself (not passed to Packer).
     const OWN_ATTRIBUTES: &'static [&'static str] = &[];
 
+    /// Variables this provider always masks (Rosco's `getMaskedPackerParameters`), besides the
+    /// bakery's `maskedPackerParameters`: handed to the builder in memory only.
+    const MASKED: &'static [&'static str] = &[];
+
     /// The base image and source image for the request (may look a source name up: blocking).
     fn select(
         &self,
@@ -156,6 +160,11 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &'static str;
 
     fn enabled(&self, settings: &Settings) -> bool;
+
+    /// The provider's own masked variables ([`BakeHandler::MASKED`]).
+    fn masked(&self) -> &'static [&'static str] {
+        &[]
+    }
 
     /// The recipe for a request (blocking: see [`BakeHandler::select`]).
     fn prepare(&self, req: &BakeRequest, ctx: &RecipeContext) -> Result<Prepared, BakeError>;

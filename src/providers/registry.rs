@@ -2,6 +2,7 @@
 
 use super::alicloud::Alicloud;
 use super::aws::Aws;
+use super::azure::Azure;
 use super::docker::Docker;
 use super::gce::Gce;
 use super::huaweicloud::Huaweicloud;
@@ -13,9 +14,10 @@ use super::tencentcloud::Tencentcloud;
 use crate::bake::{BakeRequest, present};
 use crate::config::Settings;
 
-static PROVIDERS: [&dyn Provider; 8] = [
+static PROVIDERS: [&dyn Provider; 9] = [
     &Aws,
     &Gce,
+    &Azure,
     &Docker,
     &Qemu,
     &Alicloud,
@@ -37,6 +39,18 @@ pub fn find(name: &str) -> Option<&'static dyn Provider> {
 /// The enabled providers.
 pub fn enabled(settings: &Settings) -> impl Iterator<Item = &'static dyn Provider> + '_ {
     PROVIDERS.iter().copied().filter(|p| p.enabled(settings))
+}
+
+/// Every variable kiln masks: the bakery's `maskedPackerParameters` and each provider's own
+/// (kept out of argv, the store and the log whichever provider a request names).
+pub fn masked_parameters(settings: &Settings) -> Vec<String> {
+    let mut masked = settings.masked_parameters();
+    for name in PROVIDERS.iter().flat_map(|p| p.masked()) {
+        if !masked.iter().any(|m| m == name) {
+            masked.push(name.to_string());
+        }
+    }
+    masked
 }
 
 /// The recipe for a request, by the provider it names (else the bakery's default).

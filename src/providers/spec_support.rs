@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 /// Rosco's `TestDefaults`.
 pub const PACKAGES_NAME: &str = "kato nflx-djangobase-enhanced_0.1-h12.170cdbd_all mongodb";
+/// [`PACKAGES_NAME`] as kiln's real package rules pass it to Packer (Rosco's specs mock them).
+pub const PACKAGES_PARAMETER: &str = "kato nflx-djangobase-enhanced=0.1-h12.170cdbd mongodb";
 pub const DEBIAN_REPOSITORY: &str = "http://some-debian-repository";
 
 /// A bakery configured by `yaml` (plus Rosco's test repository), with a configDir holding

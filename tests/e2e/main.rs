@@ -7,6 +7,7 @@ mod admin_faults;
 mod admin_reload;
 mod api;
 mod aws;
+mod azure;
 mod bake_cli;
 mod clouds;
 mod clouds_admin;

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `packer validate` every shipped template (config/packer/*.json) and the test-only moto templates
+# `packer validate` every shipped template (config/packer/*.json, *.pkr.hcl) and the test-only moto templates
 # (tests/fixtures/packer/*.json) with the -var sets kiln passes, so a template/variable mismatch
 # fails CI instead of a bake. Needs packer 1.6.6 on PATH (or PACKER=/path/to/packer); offline:
 # `packer validate` does not call AWS.
@@ -191,6 +191,30 @@ oci=(
 check "kiln vars" ok "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key"
 OCI_KEY_PASSPHRASE=kiln-validate check "a locked key, its passphrase in the environment" ok \
   "$shipped/oci.json" "${oci[@]}" -var "oracle_ssh_private_key_file_path=$scratch/oci_api_key_locked"
+
+# Azure (HCL templates): what kiln passes on the command line, and the service principal in a
+# .json var file, as kiln hands Packer its in-memory one. Packer refuses an undeclared -var in
+# HCL mode, so every variable kiln may pass must be declared.
+az=(
+  -var azure_location=westus -var azure_resource_group=kiln-images
+  -var azure_subscription_id=00000000-0000-0000-0000-0000000000bb
+  -var azure_tenant_id=00000000-0000-0000-0000-0000000000aa
+  -var azure_object_id=00000000-0000-0000-0000-0000000000cc
+  -var azure_managed_image_name=42-production -var build_host=https://ci.example.com/
+  -var build_info_url=https://ci.example.com/job/1/ -var appversion=kiln-validate-1.0.0-h1.abc1234/job/1
+  -var 'repository=https://deb.example.com/debian stable main' -var upgrade=true -var "configDir=$shipped"
+)
+az_marketplace=(-var azure_image_publisher=Canonical -var azure_image_offer=UbuntuServer -var azure_image_sku=18.04-LTS)
+az_managed=(-var azure_custom_managed_image_name=kiln-base-image)
+echo '{"azure_client_id": "kiln-validate-id", "azure_client_secret": "kiln-validate-secret"}' > "$scratch/azure-masked.json"
+for t in azure-linux azure-windows; do
+  check "kiln vars, marketplace image" ok "$shipped/$t.pkr.hcl" "${az[@]}" "${az_marketplace[@]}" \
+    -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var-file="$scratch/azure-masked.json"
+  check "kiln vars, managed image" ok "$shipped/$t-managed-image.pkr.hcl" "${az[@]}" "${az_managed[@]}" \
+    -var package_type=deb -var 'packages=kiln-validate=1.0.0-h1 nginx' -var-file="$scratch/azure-masked.json"
+  check "an undeclared variable" fail "$shipped/$t.pkr.hcl" "${az[@]}" "${az_marketplace[@]}" -var kiln_undeclared=x
+done
+check "no marketplace image" fail "$shipped/azure-linux.pkr.hcl" "${az[@]}"
 
 # More checks that must fail.
 # The keys reach the builder through the environment only: without them it refuses.

@@ -6,7 +6,8 @@
 //!
 //! Phase names are part of kiln's API: for AWS launch, wait_ssh, provision, stop, create_image,
 //! copy, share; for qemu boot, provision, shutdown, convert, boot_check; for GCE launch,
-//! wait_ssh, provision, create_image; for Docker launch, provision, commit, push; for AWS bakes
+//! wait_ssh, provision, create_image; for Azure launch, wait_ssh, provision, stop,
+//! create_image; for Docker launch, provision, commit, push; for AWS bakes
 //! by the ebs-direct builder (its own table, `builders::ebs_direct::PHASE_MARKERS`) fetch, copy,
 //! mount, install, unmount, diff, upload, complete, register, share, copy_regions.
 
@@ -59,6 +60,20 @@ pub const GOOGLECOMPUTE: Markers = &[
     ("provision", "Uploading "),
     ("", "Deleting instance"),
     ("create_image", "Creating image"),
+];
+
+/// Packer's azure-arm builder (its step messages in 1.6.6).
+pub const AZURE_ARM: Markers = &[
+    ("launch", "Creating resource group"),
+    ("launch", "Deploying deployment template"),
+    ("wait_ssh", "Waiting for SSH to become available"),
+    ("wait_ssh", "Waiting for WinRM to become available"),
+    ("provision", "Provisioning with"),
+    ("provision", "Uploading "),
+    ("stop", "Powering off machine"),
+    ("create_image", "Capturing image"),
+    ("", "Deleting individual resources"),
+    ("", "Removing the created Deployment object"),
 ];
 
 /// Packer's docker builder with the docker-tag and docker-push post-processors.

@@ -2,7 +2,9 @@
 //! kiln's differences said where they are: the real image-name and package rules instead of
 //! Rosco's mocks, and the access keys in Packer's environment instead of its variables.
 
-use crate::providers::spec_support::{PACKAGES_NAME, Spec, details_of, expect, vars};
+use crate::providers::spec_support::{
+    PACKAGES_NAME, PACKAGES_PARAMETER, Spec, details_of, expect, vars,
+};
 use serde_json::json;
 
 const REGION: &str = "cn-hangzhou";
@@ -46,9 +48,6 @@ fn request(extra: serde_json::Value) -> serde_json::Value {
     body
 }
 
-/// What Rosco's real factories make of `PACKAGES_NAME` (its spec mocks them).
-const PACKAGES: &str = "kato nflx-djangobase-enhanced=0.1-h12.170cdbd mongodb";
-
 fn ubuntu_expected(s: &Spec, source: &str, image: &str) -> Vec<(String, String)> {
     let dir = s.config_dir();
     [
@@ -59,7 +58,7 @@ fn ubuntu_expected(s: &Spec, source: &str, image: &str) -> Vec<(String, String)>
         ("alicloud_target_image", image),
         ("repository", "http://some-debian-repository"),
         ("package_type", "deb"),
-        ("packages", PACKAGES),
+        ("packages", PACKAGES_PARAMETER),
         ("configDir", dir.as_str()),
     ]
     .iter()
