@@ -32,6 +32,12 @@ pub const OPERATOR_VARIABLES: &[&str] = &[
     "oracle_tenancy_id",
     "oracle_fingerprint",
     "oracle_pass_phrase",
+    // Azure's service principal and the tenant and subscription it is trusted in.
+    "azure_client_id",
+    "azure_client_secret",
+    "azure_tenant_id",
+    "azure_subscription_id",
+    "azure_object_id",
 ];
 
 /// Suffixes of variables that name a file or folder on the bakery's host (Packer's own

@@ -359,6 +359,21 @@ fn what_cannot_be_baked_is_a_400_that_says_what_to_set() {
         json!({"package": "x", "os_type": "linux", "custom_managed_image_name": "{{ env `HOME` }}"}),
     );
     assert!(e.contains("custom_managed_image_name"), "{e}");
+    // The service principal and where it is trusted are the operator's.
+    for name in [
+        "azure_client_secret",
+        "azure_client_id",
+        "azure_subscription_id",
+        "azure_tenant_id",
+    ] {
+        let e = refused(
+            json!({"package": "x", "base_os": "ubuntu", "extended_attributes": {name: "mine"}}),
+        );
+        assert!(
+            e.contains(name) && e.contains("bakery operator's setting"),
+            "{e}"
+        );
+    }
 }
 
 #[test]
