@@ -8,12 +8,15 @@
 //! (`<dataDir>/tmp/validate-…`, see [`crate::runner::temp`]) that is removed afterwards: no
 //! dependency on `$TMPDIR`, nothing left in it. Templates are validated with the variables kiln would pass for a bake of a base
 //! image that selects them (a full check: e.g. a missing `sshUserName` fails here, not in a
-//! bake); a template needing a variable only a request can give falls back to `-syntax-only`.
+//! bake), the bake's credentials in Packer's environment and its masked variables in an
+//! in-memory var file, as a bake has them (Packer's messages are redacted of them); a template
+//! needing a variable only a request can give falls back to `-syntax-only`.
 
 use crate::builders::packer::command;
 use crate::config::Settings;
 use crate::providers::{RecipeContext, Vars, registry, resolve_in_config_dir};
-use crate::runner::temp;
+use crate::runner::redact::Redactor;
+use crate::runner::{SecretFile, temp};
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -178,18 +181,46 @@ fn check(settings: &Settings, staging: &Staging, name: &str, why: &str) -> (bool
     if why == "in configDir" && !is_template(&path) {
         return (true, format!("SKIPPED {name}: no builders (a var file?)"));
     }
-    let vars = variables(settings, dir, name, &path);
-    let full = packer_validate(settings, staging, &path, &vars, false);
-    match full {
-        Ok(()) => (true, format!("OK      {name}")),
-        Err(e) if needs_request_values(&e) => {
-            match packer_validate(settings, staging, &path, &[], true) {
+    let mut errors = Vec::new();
+    for inputs in candidates(settings, dir, name, &path) {
+        match packer_validate(settings, staging, &path, &inputs, false) {
+            Ok(()) => return (true, format!("OK      {name}")),
+            Err(e) => errors.push(e),
+        }
+    }
+    // The likeliest recipe's error is the one to fix; a template that needs what only a request
+    // gives gets a syntax check.
+    match errors.into_iter().next().unwrap_or_default() {
+        e if needs_request_values(&e) => {
+            match packer_validate(settings, staging, &path, &Inputs::default(), true) {
                 Ok(()) => (true, format!("OK      {name} (syntax only: {})", unset(&e))),
                 Err(e) => (false, format!("FAILED  {name}: {e}")),
             }
         }
-        Err(e) => (false, format!("FAILED  {name}: {e}")),
+        e => match unknown_builder(&e) {
+            Some(builder) => (
+                false,
+                format!(
+                    "FAILED  {name}: Packer ({}) has no {builder} builder, so a bake with this template fails: point kiln.packerPath at a Packer that has it (with its plugin installed) ({e})",
+                    settings.packer_path().display()
+                ),
+            ),
+            None => (false, format!("FAILED  {name}: {e}")),
+        },
     }
+}
+
+/// The builder Packer says it does not know (1.6: "Unknown builder x"; 1.7+: "The builder x is
+/// unknown by Packer").
+fn unknown_builder(error: &str) -> Option<&str> {
+    let after = error
+        .split_once("Unknown builder ")
+        .or_else(|| error.split_once("The builder "))
+        .map(|(_, rest)| rest)?;
+    let name = after.split_whitespace().next()?;
+    let name = name.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-'));
+    (!name.is_empty() && (error.contains("Unknown builder") || error.contains("unknown by Packer")))
+        .then_some(name)
 }
 
 /// A JSON file that parses and has no `builders` is a var file, not a template.
@@ -222,49 +253,76 @@ fn needs_request_values(error: &str) -> bool {
     error.contains("required variable not set") || error.contains("Unset variable")
 }
 
-/// The variables kiln would pass baking a base image that selects `name` (else the first base
-/// image); representative values when the config has none to bake. An HCL template gets only
-/// the variables it declares (Packer refuses others; JSON templates ignore them).
-fn variables(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vars {
-    let mut vars = recipe_variables(settings, dir, name).unwrap_or_else(|| {
-        registry::all()
-            .iter()
-            .flat_map(|p| p.stand_in_variables(settings, dir))
-            .collect()
-    });
-    if path.to_string_lossy().ends_with(".pkr.hcl") {
-        let declared = declared_variables(path);
-        vars.retain(|(k, _)| declared.contains(k));
-    }
-    vars
+/// What a bake hands Packer: its variables on the command line, the credentials in its
+/// environment and the masked variables in a var file (here too never on the command line).
+#[derive(Default)]
+struct Inputs {
+    vars: Vars,
+    env: Vars,
+    masked: Vars,
 }
 
-fn recipe_variables(settings: &Settings, dir: &Path, name: &str) -> Option<Vars> {
-    // The provider whose config selects the template first: another would bake it with its own
-    // variables.
+/// What kiln would hand Packer for `name`, the likeliest first: the recipe of the provider whose
+/// config selects it (alone: that is how it bakes); for a template no config selects, each
+/// enabled provider's recipe, then representative variables of every provider (the first that
+/// passes will do: a request may bake it with any of them). An HCL template gets only the
+/// variables it declares (Packer refuses others; JSON templates ignore them).
+fn candidates(settings: &Settings, dir: &Path, name: &str, path: &Path) -> Vec<Inputs> {
     let selects = |p: &&dyn crate::providers::Provider| {
         p.configured_templates(settings)
             .iter()
             .any(|(t, _)| t == name)
     };
-    let (first, rest): (Vec<_>, Vec<_>) = registry::enabled(settings).partition(selects);
-    first.into_iter().chain(rest).find_map(|p| {
-        let (req, region) = p.sample_request(settings, name)?;
-        let ctx = RecipeContext {
-            settings,
-            config_dir: dir,
-            region: &region,
-            now_ms: crate::bake::now_ms(),
-            images: &crate::services::source_images::NoLookup,
-        };
-        let mut vars = p.prepare(&req, &ctx).ok()?.plan.variables;
-        // What a run adds (GCE's artifact and manifest files), as representative values.
-        for (k, v) in p.stand_in_variables(settings, dir) {
-            if p.run_variables().contains(&k.as_str()) && !vars.iter().any(|(have, _)| *have == k) {
-                vars.push((k, v));
-            }
+    let (selecting, rest): (Vec<_>, Vec<_>) = registry::enabled(settings).partition(selects);
+    let recipe = |p: &dyn crate::providers::Provider| recipe_inputs(settings, dir, name, p);
+    let mut out: Vec<Inputs> = selecting.iter().filter_map(|p| recipe(*p)).collect();
+    if out.is_empty() {
+        out.extend(rest.iter().filter_map(|p| recipe(*p)));
+        out.push(Inputs {
+            vars: registry::all()
+                .iter()
+                .flat_map(|p| p.stand_in_variables(settings, dir))
+                .collect(),
+            ..Inputs::default()
+        });
+    }
+    if path.to_string_lossy().ends_with(".pkr.hcl") {
+        let declared = declared_variables(path);
+        for inputs in &mut out {
+            inputs.vars.retain(|(k, _)| declared.contains(k));
+            inputs.masked.retain(|(k, _)| declared.contains(k));
         }
-        Some(vars)
+    }
+    out
+}
+
+/// What provider `p` hands Packer baking a sample of its configured base images with `name`.
+fn recipe_inputs(
+    settings: &Settings,
+    dir: &Path,
+    name: &str,
+    p: &dyn crate::providers::Provider,
+) -> Option<Inputs> {
+    let (req, region) = p.sample_request(settings, name)?;
+    let ctx = RecipeContext {
+        settings,
+        config_dir: dir,
+        region: &region,
+        now_ms: crate::bake::now_ms(),
+        images: &crate::services::source_images::NoLookup,
+    };
+    let plan = p.prepare(&req, &ctx).ok()?.plan;
+    let mut vars = plan.variables;
+    // What a run adds (GCE's artifact and manifest files), as representative values.
+    for (k, v) in p.stand_in_variables(settings, dir) {
+        if p.run_variables().contains(&k.as_str()) && !vars.iter().any(|(have, _)| *have == k) {
+            vars.push((k, v));
+        }
+    }
+    Some(Inputs {
+        vars,
+        env: plan.env,
+        masked: plan.secret_variables,
     })
 }
 
@@ -278,13 +336,14 @@ fn declared_variables(path: &Path) -> Vec<String> {
         .collect()
 }
 
-/// `packer validate`, with the environment kiln gives every Packer and its temp folder in the
-/// scratch folder; the error is Packer's message on one line.
+/// `packer validate`, with the environment kiln gives every Packer (the bake's credentials
+/// included) and its temp folder in the scratch folder, the masked variables in an in-memory var
+/// file as a bake has them; the error is Packer's message on one line.
 fn packer_validate(
     settings: &Settings,
     staging: &Staging,
     template: &Path,
-    vars: &[(String, String)],
+    inputs: &Inputs,
     syntax_only: bool,
 ) -> Result<(), String> {
     let packer = settings.packer_path();
@@ -293,13 +352,31 @@ fn packer_validate(
     if syntax_only {
         cmd.arg("-syntax-only");
     }
-    for (k, v) in vars {
+    for (k, v) in &inputs.vars {
         cmd.arg("-var").arg(format!("{k}={v}"));
     }
+    // Kept open until Packer has read it (it opens the file through this process's /proc).
+    let _masked = if inputs.masked.is_empty() {
+        None
+    } else {
+        let map: serde_json::Map<String, serde_json::Value> = inputs
+            .masked
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone().into()))
+            .collect();
+        let file = SecretFile::new(serde_json::Value::Object(map).to_string().as_bytes())
+            .map_err(|e| format!("cannot hold the masked variables in memory: {e}"))?;
+        let arg = file
+            .argument(staging.path())
+            .map_err(|e| format!("cannot link the masked variables' file: {e}"))?;
+        cmd.arg(arg);
+        Some(file)
+    };
     let out = cmd
         .arg(template)
         .current_dir(staging.config_dir())
         .envs(command::packer_env(settings))
+        .envs(inputs.env.iter().map(|(k, v)| (k, v)))
         .envs(temp::env(&staging.packer_temp()))
         .stdin(Stdio::null())
         .output()
@@ -312,6 +389,13 @@ fn packer_validate(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Packer may quote a value it refuses: never a secret.
+    let secrets = inputs
+        .env
+        .iter()
+        .chain(&inputs.masked)
+        .map(|(_, v)| v.clone());
+    let text = Redactor::new(secrets).redact(&text).into_owned();
     let lines: Vec<&str> = text
         .lines()
         .map(str::trim)
@@ -323,6 +407,18 @@ fn packer_validate(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_builder_is_named() {
+        let e = "Error: Failed to initialize build 'huaweicloud-ecs': error initializing builder 'huaweicloud-ecs': Unknown builder huaweicloud-ecs";
+        assert_eq!(unknown_builder(e), Some("huaweicloud-ecs"));
+        let e = "Error: The builder huaweicloud-ecs is unknown by Packer, and is likely part of a plugin";
+        assert_eq!(unknown_builder(e), Some("huaweicloud-ecs"));
+        assert_eq!(
+            unknown_builder("Error: 1 error occurred: * An image_sku must be specified"),
+            None
+        );
+    }
 
     #[test]
     fn unset_variables_are_named() {

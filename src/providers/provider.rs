@@ -261,6 +261,18 @@ pub(super) fn selected_templates<'a>(
     out
 }
 
+/// For `kiln config validate`: the request of a bake of base image `os` (if any) with
+/// `template`, for a provider's [`Provider::sample_request`] to complete.
+pub(super) fn sample_bake(provider: &str, os: Option<&str>, template: &str) -> BakeRequest {
+    BakeRequest {
+        package_name: Some("kiln-validate".into()),
+        base_os: os.map(String::from),
+        template_file_name: Some(template.to_string()),
+        cloud_provider_type: Some(provider.to_string()),
+        ..Default::default()
+    }
+}
+
 /// For `kiln config validate`: the entry whose base image selects `template`, else the first.
 pub(super) fn entry_for<'a, T>(
     entries: &'a [T],

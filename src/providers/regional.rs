@@ -40,6 +40,20 @@ pub(super) fn find<'a, V>(
     )))
 }
 
+/// For `kiln config validate`: a request that bakes `template` from the base image that selects
+/// it (else the first), in that image's first region.
+pub(super) fn sample_request<V>(
+    provider: &str,
+    images: &[RegionalBaseImage<V>],
+    region_of: fn(&V) -> &str,
+    template: &str,
+) -> Option<(BakeRequest, String)> {
+    let entry = super::provider::entry_for(images, |b| &b.base_image, template)?;
+    let region = region_of(entry.virtualization_settings.first()?).to_string();
+    let req = super::provider::sample_bake(provider, Some(&entry.base_image.id), template);
+    Some((req, region))
+}
+
 /// The source image: the request's `base_ami`, else the configured one. Rosco would start Packer
 /// without one; kiln answers 400 naming both places it can come from.
 pub(super) fn source_image(

@@ -33,5 +33,6 @@ pub use follow::{Ending, Limits, RunReport, STOP_SIGNAL, StoppedBy};
 pub use launch::{Run, reattach, start};
 pub use layout::{ExitRecord, RunSpec, SecretVars};
 pub use log::{LINE_TRUNCATED, MAX_LINE_BYTES, is_result_line};
+pub use secret_file::SecretFile;
 pub use signal::{group_alive, signal_group};
 pub use supervisor::supervise;

@@ -250,3 +250,63 @@ fn a_huawei_bake_fails_at_once_naming_the_plugin_packer_lacks() {
             .all(|f| f.ends_with("kiln.yml"))
     );
 }
+
+/// `kiln config validate` checks each cloud's template with what a bake hands Packer: the
+/// recipe's variables, the credentials in Packer's environment (alicloud-ecs and
+/// tencentcloud-cvm refuse to validate without keys; oracle-oci decrypts its key file with the
+/// passphrase), never a secret on its output; and names the builder Packer 1.6.6 lacks.
+#[test]
+fn config_validate_checks_each_cloud_with_its_credentials_and_names_a_missing_builder() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("oci_api_key.pem");
+    let made = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q", "-t", "rsa", "-b", "2048", "-m", "PEM", "-N", OCI_SECRET, "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let data = dir.path().join("data");
+    let yaml = format!(
+        "kiln:\n  dataDir: {}\n{}",
+        data.display(),
+        config().replace("/nonexistent/oci_api_key.pem", &key.display().to_string())
+    );
+    let file = dir.path().join("kiln.yml");
+    std::fs::write(&file, yaml).unwrap();
+    let out = crate::admin::kiln_cli(&file, &["config", "validate"], "");
+    let (stdout, stderr) = crate::admin::text(&out);
+    assert!(
+        !out.status.success(),
+        "Huawei's template cannot pass: {stdout}"
+    );
+    for t in ["alicloud.json", "tencentcloud.json", "oci.json"] {
+        assert!(
+            stdout.lines().any(|l| l == format!("OK      {t}")),
+            "{t} fully checked: {stdout}{stderr}"
+        );
+    }
+    let huawei = stdout
+        .lines()
+        .find(|l| l.starts_with("FAILED  huaweicloud.json"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        huawei.contains("no huaweicloud-ecs builder") && huawei.contains("kiln.packerPath"),
+        "{huawei}"
+    );
+    for secret in [ALI_SECRET, TC_SECRET, HW_SECRET, OCI_SECRET] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // The wrong passphrase fails the Oracle template: the check is real.
+    let wrong = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace(OCI_SECRET, "not-the-passphrase");
+    std::fs::write(&file, wrong).unwrap();
+    let out = crate::admin::kiln_cli(&file, &["config", "validate"], "");
+    let (stdout, _) = crate::admin::text(&out);
+    assert!(
+        stdout.lines().any(|l| l.starts_with("FAILED  oci.json")),
+        "{stdout}"
+    );
+}

@@ -98,13 +98,9 @@ impl Provider for Aws {
         let image = entry_for(images, |b| &b.base_image, template)?;
         let vs = image.virtualization_settings.first()?;
         let req = BakeRequest {
-            package_name: Some("kiln-validate".into()),
-            base_os: Some(image.base_image.id.clone()),
             vm_type: vs.virtualization_type.clone(),
-            template_file_name: Some(template.to_string()),
-            cloud_provider_type: Some(Self::NAME.into()),
             base_ami: Some("ami-00000000".into()),
-            ..Default::default()
+            ..super::provider::sample_bake(Self::NAME, Some(&image.base_image.id), template)
         };
         Some((req, vs.region.clone()))
     }

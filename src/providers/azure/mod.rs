@@ -11,7 +11,8 @@
 //! command line. The shipped templates are HCL (`azure-*.pkr.hcl`, Rosco's names).
 
 use super::provider::{
-    BakeHandler, Provider, RunContext, Selected, entry_for, image_details, selected_templates,
+    BakeHandler, Provider, RunContext, Selected, entry_for, image_details, sample_bake,
+    selected_templates,
 };
 use super::recipe::{BakeError, Prepared, RecipeContext, Vars, push};
 use crate::bake::{BakeDetails, BakeRequest, present};
@@ -110,7 +111,6 @@ impl Provider for Azure {
     fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
         if let Some((os, true, _)) = UNCONFIGURED.into_iter().find(|(_, _, t)| *t == template) {
             let req = BakeRequest {
-                package_name: Some("kiln-validate".into()),
                 os_type: Some(
                     if os == OsType::Linux {
                         "linux"
@@ -120,21 +120,13 @@ impl Provider for Azure {
                     .into(),
                 ),
                 custom_managed_image_name: Some("kiln-validate-base".into()),
-                template_file_name: Some(template.to_string()),
-                cloud_provider_type: Some(Self::NAME.into()),
-                ..Default::default()
+                ..sample_bake(Self::NAME, None, template)
             };
             return Some((req, "westus".into()));
         }
         let images = &settings.azure.bakery_defaults.base_images;
         let entry = entry_for(images, |b| &b.base_image.base, template)?;
-        let req = BakeRequest {
-            package_name: Some("kiln-validate".into()),
-            base_os: Some(entry.base_image.base.id.clone()),
-            template_file_name: Some(template.to_string()),
-            cloud_provider_type: Some(Self::NAME.into()),
-            ..Default::default()
-        };
+        let req = sample_bake(Self::NAME, Some(&entry.base_image.base.id), template);
         Some((req, "westus".into()))
     }
 

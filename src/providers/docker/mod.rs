@@ -72,12 +72,8 @@ impl Provider for Docker {
         let images = &settings.docker.bakery_defaults.base_images;
         let image = entry_for(images, |b| &b.base_image, template)?;
         let req = BakeRequest {
-            package_name: Some("kiln-validate".into()),
-            base_os: Some(image.base_image.id.clone()),
-            template_file_name: Some(template.to_string()),
-            cloud_provider_type: Some(Self::NAME.into()),
             commit_hash: Some("validate".into()),
-            ..Default::default()
+            ..super::provider::sample_bake(Self::NAME, Some(&image.base_image.id), template)
         };
         Some((req, "global".into()))
     }

@@ -124,13 +124,7 @@ impl Provider for Gce {
     fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
         let d = settings.google.defaults();
         let image = entry_for(&d.base_images, |b| &b.base_image, template)?;
-        let req = BakeRequest {
-            package_name: Some("kiln-validate".into()),
-            base_os: Some(image.base_image.id.clone()),
-            template_file_name: Some(template.to_string()),
-            cloud_provider_type: Some(Self::NAME.into()),
-            ..Default::default()
-        };
+        let req = super::provider::sample_bake(Self::NAME, Some(&image.base_image.id), template);
         Some((req, "global".into()))
     }
 

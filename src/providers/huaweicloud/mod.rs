@@ -74,6 +74,11 @@ impl Provider for Huaweicloud {
             images.iter().map(|b| &b.base_image),
         )
     }
+
+    fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
+        let images = &settings.huaweicloud.bakery_defaults.base_images;
+        regional::sample_request(Self::NAME, images, |v| &v.region, template)
+    }
 }
 
 impl BakeHandler for Huaweicloud {

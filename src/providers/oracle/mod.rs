@@ -60,6 +60,15 @@ impl Provider for Oracle {
             images.iter().map(|b| &b.base_image),
         )
     }
+
+    /// In the first account's region (the region an Oracle bake runs in is its account's).
+    fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
+        let images = &settings.oracle.bakery_defaults.base_images;
+        let entry = super::provider::entry_for(images, |b| &b.base_image, template)?;
+        let region = settings.oracle.accounts.first()?.region.clone()?;
+        let req = super::provider::sample_bake(Self::NAME, Some(&entry.base_image.id), template);
+        Some((req, region))
+    }
 }
 
 impl BakeHandler for Oracle {

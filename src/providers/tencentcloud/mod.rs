@@ -56,6 +56,11 @@ impl Provider for Tencentcloud {
             images.iter().map(|b| &b.base_image),
         )
     }
+
+    fn sample_request(&self, settings: &Settings, template: &str) -> Option<(BakeRequest, String)> {
+        let images = &settings.tencentcloud.bakery_defaults.base_images;
+        regional::sample_request(Self::NAME, images, |v| &v.region, template)
+    }
 }
 
 impl BakeHandler for Tencentcloud {
