@@ -9,6 +9,7 @@ mod api;
 mod aws;
 mod bake_cli;
 mod clouds;
+mod clouds_accounts;
 mod clouds_admin;
 mod ebs_direct;
 mod ec2_client;
