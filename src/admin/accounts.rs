@@ -271,11 +271,30 @@ fn list(config: Option<&Path>, cloud: &Cloud) -> anyhow::Result<()> {
         eprintln!("warning: {w}");
     }
     let shown = view::without_nulls(accounts(&loaded.settings)?);
-    match shown.as_array().is_some_and(|a| !a.is_empty()) {
-        true => print!("{}", serde_norway::to_string(&shown)?),
-        false => println!("no {} accounts", cloud.name),
+    let listed: Vec<Mapping> = shown
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_object())
+        .map(name_first)
+        .collect();
+    match listed.is_empty() {
+        true => println!("no {} accounts", cloud.name),
+        false => print!("{}", serde_norway::to_string(&listed)?),
     }
     Ok(())
+}
+
+/// An account as YAML with its name first (the view's keys are sorted).
+fn name_first(account: &serde_json::Map<String, serde_json::Value>) -> Mapping {
+    let mut out = Mapping::new();
+    let name = account.get("name").into_iter().map(|n| ("name", n));
+    let rest = account.iter().filter(|(k, _)| *k != "name");
+    for (k, v) in name.chain(rest.map(|(k, v)| (k.as_str(), v))) {
+        let v = serde_norway::to_value(v).unwrap_or(Value::Null);
+        out.insert(Value::String(k.to_string()), v);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -303,5 +322,12 @@ mod tests {
         assert!(m.contains("the google accounts are: one, two"), "{m}");
         let m = missing(&AZURE, "x", &[]);
         assert!(m.contains("there are no azure accounts"), "{m}");
+    }
+
+    #[test]
+    fn a_listed_account_starts_with_its_name() {
+        let v = serde_json::json!({"appKey": "******", "clientId": "C", "name": "azure-1"});
+        let text = serde_norway::to_string(&name_first(v.as_object().unwrap())).unwrap();
+        assert_eq!(text, "name: azure-1\nappKey: '******'\nclientId: C\n");
     }
 }

@@ -337,6 +337,7 @@ fn accounts_of_google_oracle_and_azure_are_added_edited_listed_and_deleted() {
     // list: names and fields as loaded, secrets masked.
     let (ok, listed, err) = account(&mut o, &path, "azure", &["list"], "");
     assert!(ok, "{err}");
+    assert!(listed.starts_with("- name: azure-1\n"), "{listed}");
     let v: Value = serde_norway::from_str(&listed).unwrap();
     assert_eq!(v[0]["name"], Value::from("azure-1"));
     assert_eq!(v[0]["clientId"], Value::from("123ABC-456DEF"));
