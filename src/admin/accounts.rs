@@ -5,7 +5,7 @@
 //! a secret flag takes no value and reads the secret without echo (or one line of stdin), and a
 //! key-file flag must name a file kiln can read (its contents are never read).
 
-use super::clouds::{self, AZURE, Cloud, Edit, GOOGLE, ORACLE};
+use super::clouds::{self, AZURE, Cloud, CloudBakeryCommand, Edit, GOOGLE, ORACLE};
 use super::file::{ConfigFile, report, require_config};
 use super::view;
 use super::yaml::{self, Changes};
@@ -13,6 +13,30 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use serde_norway::{Mapping, Value};
 use std::path::Path;
+
+/// The commands of a cloud with accounts: `E` is its `bakery edit` flags, `A` its
+/// `account add|edit` flags.
+#[derive(Debug, Subcommand)]
+pub enum CloudWithAccountsCommand<E: Args + Edit, A: Args + Edit> {
+    /// The bakery's settings (`<cloud>.bakeryDefaults`).
+    #[command(subcommand)]
+    Bakery(CloudBakeryCommand<E>),
+    /// The accounts bakes run in (`<cloud>.accounts`), as Halyard's `account` commands write
+    /// them.
+    #[command(subcommand)]
+    Account(AccountCommand<A>),
+}
+
+/// `kiln config provider <cloud> …` of a cloud with accounts.
+pub(crate) fn run_cloud<E: Args + Edit, A: Args + Edit>(
+    config: Option<&Path>,
+    cmd: &CloudWithAccountsCommand<E, A>,
+) -> anyhow::Result<()> {
+    match cmd {
+        CloudWithAccountsCommand::Bakery(b) => clouds::bakery(config, b),
+        CloudWithAccountsCommand::Account(a) => run(config, a),
+    }
+}
 
 /// `<cloud> account …`; `A` is the cloud's account flags.
 #[derive(Debug, Subcommand)]
@@ -153,10 +177,7 @@ impl Edit for AzureAccountArgs {
 }
 
 /// `kiln config provider <cloud> account …`.
-pub(crate) fn run<A: Args + Edit>(
-    config: Option<&Path>,
-    cmd: &AccountCommand<A>,
-) -> anyhow::Result<()> {
+fn run<A: Args + Edit>(config: Option<&Path>, cmd: &AccountCommand<A>) -> anyhow::Result<()> {
     match cmd {
         AccountCommand::Add { name, fields } => edit(config, name, fields.as_ref(), true),
         AccountCommand::Edit { name, fields } => edit(config, name, fields.as_ref(), false),

@@ -2,12 +2,14 @@
 //! `kiln config validate` and `kiln deploy apply`. Each command's flags live next to its logic;
 //! this module only routes and turns errors into exit codes.
 
-use super::accounts::{AzureAccountArgs, GoogleAccountArgs, OracleAccountArgs};
+use super::accounts::{
+    self, AzureAccountArgs, CloudWithAccountsCommand, GoogleAccountArgs, OracleAccountArgs,
+};
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
 use super::clouds::{
-    self, AlicloudEdit, AzureEdit, CloudCommand, CloudWithAccountsCommand, DockerEdit, GoogleEdit,
-    HuaweicloudEdit, OracleEdit, TencentcloudEdit,
+    self, AlicloudEdit, AzureEdit, CloudCommand, DockerEdit, GoogleEdit, HuaweicloudEdit,
+    OracleEdit, TencentcloudEdit,
 };
 use super::deploy::{self, ApplyArgs};
 use super::validate;
@@ -87,7 +89,7 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
         },
         ConfigCommand::Provider(ProviderCommand::Google(c)) => {
-            clouds::run_with_accounts(config, c).map(|()| true)
+            accounts::run_cloud(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Docker(c)) => {
             clouds::run(config, c).map(|()| true)
@@ -102,10 +104,10 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             clouds::run(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Oracle(c)) => {
-            clouds::run_with_accounts(config, c).map(|()| true)
+            accounts::run_cloud(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Azure(c)) => {
-            clouds::run_with_accounts(config, c).map(|()| true)
+            accounts::run_cloud(config, c).map(|()| true)
         }
     };
     exit(result)

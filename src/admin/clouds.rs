@@ -4,9 +4,8 @@
 //! `bakery edit` flags are Rosco's keys in kebab case (as Halyard spells its flags); a secret flag
 //! takes no value and reads the secret from the terminal without echo or from one line of stdin.
 //! A set of flags is an [`Edit`]: key/value pairs of one YAML mapping, applied by [`apply`] both
-//! here and to an account (`accounts`).
+//! here and to an account (`accounts`, which builds on this module).
 
-use super::accounts::{self, AccountCommand};
 use super::file::{ConfigFile, report, require_config};
 use super::secret;
 use super::view;
@@ -203,18 +202,6 @@ pub enum CloudCommand<E: Args + Edit> {
     /// The bakery's settings (`<cloud>.bakeryDefaults`).
     #[command(subcommand)]
     Bakery(CloudBakeryCommand<E>),
-}
-
-/// The commands of a cloud with accounts; `A` is its `account add|edit` flags.
-#[derive(Debug, Subcommand)]
-pub enum CloudWithAccountsCommand<E: Args + Edit, A: Args + Edit> {
-    /// The bakery's settings (`<cloud>.bakeryDefaults`).
-    #[command(subcommand)]
-    Bakery(CloudBakeryCommand<E>),
-    /// The accounts bakes run in (`<cloud>.accounts`), as Halyard's `account` commands write
-    /// them.
-    #[command(subcommand)]
-    Account(AccountCommand<A>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -629,18 +616,11 @@ pub(crate) fn run<E: Args + Edit>(
     bakery(config, b)
 }
 
-/// `kiln config provider <cloud> …` of a cloud with accounts.
-pub(crate) fn run_with_accounts<E: Args + Edit, A: Args + Edit>(
+/// `kiln config provider <cloud> bakery …`.
+pub(crate) fn bakery<E: Args + Edit>(
     config: Option<&Path>,
-    cmd: &CloudWithAccountsCommand<E, A>,
+    b: &CloudBakeryCommand<E>,
 ) -> anyhow::Result<()> {
-    match cmd {
-        CloudWithAccountsCommand::Bakery(b) => bakery(config, b),
-        CloudWithAccountsCommand::Account(a) => accounts::run(config, a),
-    }
-}
-
-fn bakery<E: Args + Edit>(config: Option<&Path>, b: &CloudBakeryCommand<E>) -> anyhow::Result<()> {
     match b {
         CloudBakeryCommand::Edit(args) => edit(config, args.as_ref()),
         CloudBakeryCommand::Show => show(config, &E::CLOUD),
