@@ -2,11 +2,14 @@
 //! `kiln config validate` and `kiln deploy apply`. Each command's flags live next to its logic;
 //! this module only routes and turns errors into exit codes.
 
+use super::accounts::{
+    self, AzureAccountArgs, CloudWithAccountsCommand, GoogleAccountArgs, OracleAccountArgs,
+};
 use super::bakery::{self, EditArgs};
 use super::base_image::{self, BaseImageCommand};
 use super::clouds::{
-    self, AlicloudEdit, CloudCommand, DockerEdit, GoogleEdit, HuaweicloudEdit, OracleEdit,
-    TencentcloudEdit,
+    self, AlicloudEdit, AzureEdit, CloudCommand, DockerEdit, GoogleEdit, HuaweicloudEdit,
+    OracleEdit, TencentcloudEdit,
 };
 use super::deploy::{self, ApplyArgs};
 use super::validate;
@@ -31,7 +34,7 @@ pub enum ProviderCommand {
     Aws(AwsCommand),
     /// Google Compute Engine (Rosco's `gce`).
     #[command(subcommand)]
-    Google(CloudCommand<GoogleEdit>),
+    Google(CloudWithAccountsCommand<GoogleEdit, GoogleAccountArgs>),
     /// Docker images.
     #[command(subcommand)]
     Docker(CloudCommand<DockerEdit>),
@@ -46,7 +49,10 @@ pub enum ProviderCommand {
     Huaweicloud(CloudCommand<HuaweicloudEdit>),
     /// Oracle Cloud.
     #[command(subcommand)]
-    Oracle(CloudCommand<OracleEdit>),
+    Oracle(CloudWithAccountsCommand<OracleEdit, OracleAccountArgs>),
+    /// Microsoft Azure.
+    #[command(subcommand)]
+    Azure(CloudWithAccountsCommand<AzureEdit, AzureAccountArgs>),
 }
 
 #[derive(Debug, Subcommand)]
@@ -83,7 +89,7 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             BakeryCommand::BaseImage(c) => base_image::run(config, c).map(|()| true),
         },
         ConfigCommand::Provider(ProviderCommand::Google(c)) => {
-            clouds::run(config, c).map(|()| true)
+            accounts::run_cloud(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Docker(c)) => {
             clouds::run(config, c).map(|()| true)
@@ -98,7 +104,10 @@ pub fn run_config(config: Option<&Path>, cmd: &ConfigCommand) -> ExitCode {
             clouds::run(config, c).map(|()| true)
         }
         ConfigCommand::Provider(ProviderCommand::Oracle(c)) => {
-            clouds::run(config, c).map(|()| true)
+            accounts::run_cloud(config, c).map(|()| true)
+        }
+        ConfigCommand::Provider(ProviderCommand::Azure(c)) => {
+            accounts::run_cloud(config, c).map(|()| true)
         }
     };
     exit(result)

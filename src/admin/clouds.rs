@@ -1,8 +1,10 @@
-//! `kiln config provider <google|docker|alicloud|tencentcloud|huaweicloud|oracle> bakery
+//! `kiln config provider <google|docker|alicloud|tencentcloud|huaweicloud|oracle|azure> bakery
 //! edit|show` and `… bakery base-image add|edit|delete|list`: the AWS commands' shape for the
-//! other clouds, driven by one table per cloud ([`Cloud`]) instead of six copies. Each cloud's `bakery edit`
-//! flags are Rosco's keys in kebab case (as Halyard spells its flags); a secret flag takes no
-//! value and reads the secret from the terminal without echo or from one line of stdin.
+//! other clouds, driven by one table per cloud ([`Cloud`]) instead of seven copies. Each cloud's
+//! `bakery edit` flags are Rosco's keys in kebab case (as Halyard spells its flags); a secret flag
+//! takes no value and reads the secret from the terminal without echo or from one line of stdin.
+//! A set of flags is an [`Edit`]: key/value pairs of one YAML mapping, applied by [`apply`] both
+//! here and to an account (`accounts`, which builds on this module).
 
 use super::file::{ConfigFile, report, require_config};
 use super::secret;
@@ -18,20 +20,36 @@ use std::path::Path;
 pub struct Cloud {
     /// The config's top-level key and the CLI's provider name.
     pub name: &'static str,
-    /// The keys of a base image's virtualization settings the base-image flags may set.
+    /// The cloud's own base-image keys the base-image flags may set (beside the common
+    /// `shortDescription`, `packageType`, …).
     pub settings_keys: &'static [&'static str],
-    /// Whether settings are a list per region (Oracle has one block per base image).
-    pub per_region: bool,
+    /// Where those keys go.
+    pub placement: Placement,
     /// `enabled` and the bakery defaults, secrets masked (for `show`).
     pub view: fn(&Settings) -> serde_json::Result<(bool, serde_json::Value)>,
     /// One line per base image (for `list`).
     pub images: fn(&Settings) -> Vec<String>,
+    /// `<cloud>.accounts` as loaded, secrets masked (for `account list`); `None`: the cloud has
+    /// no `account` commands.
+    pub accounts: Option<fn(&Settings) -> serde_json::Result<serde_json::Value>>,
+}
+
+/// Where a cloud's own base-image keys live in a `baseImages` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// In the `baseImage` block itself (Azure: the marketplace image's publisher, offer, sku and
+    /// version; there is no `virtualizationSettings`).
+    Image,
+    /// In one `virtualizationSettings` block (Google, Docker, Oracle).
+    Block,
+    /// In a `virtualizationSettings` list, one block per region (Alibaba, Tencent, Huawei).
+    PerRegion,
 }
 
 pub const GOOGLE: Cloud = Cloud {
     name: "google",
     settings_keys: &["sourceImage", "sourceImageFamily"],
-    per_region: false,
+    placement: Placement::Block,
     view: |s| Ok((s.google.enabled, serde_json::to_value(s.google.defaults())?)),
     images: |s| {
         let images = s.google.defaults().base_images;
@@ -48,11 +66,12 @@ pub const GOOGLE: Cloud = Cloud {
             })
             .collect()
     },
+    accounts: Some(|s| serde_json::to_value(&s.google.accounts)),
 };
 pub const DOCKER: Cloud = Cloud {
     name: "docker",
     settings_keys: &["sourceImage"],
-    per_region: false,
+    placement: Placement::Block,
     view: |s| {
         Ok((
             s.docker.enabled,
@@ -69,11 +88,12 @@ pub const DOCKER: Cloud = Cloud {
             })
             .collect()
     },
+    accounts: None,
 };
 pub const ALICLOUD: Cloud = Cloud {
     name: "alicloud",
     settings_keys: &["instanceType", "sourceImage", "sshUserName"],
-    per_region: true,
+    placement: Placement::PerRegion,
     view: |s| {
         Ok((
             s.alicloud.enabled,
@@ -81,11 +101,12 @@ pub const ALICLOUD: Cloud = Cloud {
         ))
     },
     images: |s| regional(&s.alicloud.bakery_defaults.base_images, |v| &v.region),
+    accounts: None,
 };
 pub const TENCENTCLOUD: Cloud = Cloud {
     name: "tencentcloud",
     settings_keys: &["zone", "instanceType", "sourceImageId", "sshUserName"],
-    per_region: true,
+    placement: Placement::PerRegion,
     view: |s| {
         Ok((
             s.tencentcloud.enabled,
@@ -93,11 +114,12 @@ pub const TENCENTCLOUD: Cloud = Cloud {
         ))
     },
     images: |s| regional(&s.tencentcloud.bakery_defaults.base_images, |v| &v.region),
+    accounts: None,
 };
 pub const HUAWEICLOUD: Cloud = Cloud {
     name: "huaweicloud",
     settings_keys: &["eipType", "instanceType", "sourceImageId", "sshUserName"],
-    per_region: true,
+    placement: Placement::PerRegion,
     view: |s| {
         Ok((
             s.huaweicloud.enabled,
@@ -105,11 +127,12 @@ pub const HUAWEICLOUD: Cloud = Cloud {
         ))
     },
     images: |s| regional(&s.huaweicloud.bakery_defaults.base_images, |v| &v.region),
+    accounts: None,
 };
 pub const ORACLE: Cloud = Cloud {
     name: "oracle",
     settings_keys: &["baseImageId", "sshUserName"],
-    per_region: false,
+    placement: Placement::Block,
     view: |s| {
         Ok((
             s.oracle.enabled,
@@ -126,6 +149,33 @@ pub const ORACLE: Cloud = Cloud {
             })
             .collect()
     },
+    accounts: Some(|s| serde_json::to_value(&s.oracle.accounts)),
+};
+/// Azure's marketplace image is in `baseImage` itself, beside the common keys (Rosco's
+/// `AzureOperatingSystemSettings`).
+pub const AZURE: Cloud = Cloud {
+    name: "azure",
+    settings_keys: &["publisher", "offer", "sku", "version"],
+    placement: Placement::Image,
+    view: |s| {
+        Ok((
+            s.azure.enabled,
+            serde_json::to_value(&s.azure.bakery_defaults)?,
+        ))
+    },
+    images: |s| {
+        let images = &s.azure.bakery_defaults.base_images;
+        images
+            .iter()
+            .map(|b| {
+                let i = &b.base_image;
+                let part = |p: &Option<String>| p.clone().unwrap_or_else(|| "?".into());
+                let urn = [&i.publisher, &i.offer, &i.sku].map(part).join(":");
+                format!("{}: {urn}", i.base.id)
+            })
+            .collect()
+    },
+    accounts: Some(|s| serde_json::to_value(&s.azure.accounts)),
 };
 
 /// `id: region, …` per base image.
@@ -165,7 +215,8 @@ pub enum CloudBakeryCommand<E: Args + Edit> {
     BaseImage(CloudBaseImageCommand),
 }
 
-/// A cloud's `bakery edit` flags, as key/value pairs of `<cloud>.bakeryDefaults`.
+/// A set of flags as key/value pairs of one YAML mapping: a cloud's `bakery edit` flags
+/// (`<cloud>.bakeryDefaults`) or its `account add|edit` flags (one of `<cloud>.accounts`).
 pub trait Edit {
     const CLOUD: Cloud;
     /// String keys and their new values (empty removes).
@@ -184,10 +235,103 @@ pub trait Edit {
     fn dropped(&self) -> &'static [&'static str] {
         &[]
     }
+    /// The string keys whose value names a file kiln's Packer reads (a key file): it must exist
+    /// and be readable; its absolute path is written.
+    fn files(&self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
-/// `google.bakeryDefaults` (Halyard's `hal config provider google bakery edit`; the accounts,
-/// with their key files, are Clouddriver's `google.accounts`: edit them in the file).
+/// A flag's name from its key (`jsonPath` → `--json-path`), for messages.
+fn flag(key: &str) -> String {
+    let mut out = String::from("--");
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('-');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+/// The new values of `args`' keys (`None` removes), checked before the file is opened.
+pub(crate) fn values<E: Edit>(args: &E) -> anyhow::Result<Vec<(&'static str, Option<Value>)>> {
+    let mut out = Vec::new();
+    for (key, value) in args.strings() {
+        let Some(v) = value else { continue };
+        let mut new = yaml::string_value(v);
+        if let Some(Value::String(p)) = &new
+            && args.files().contains(&key)
+        {
+            new = Some(Value::String(readable_file(&flag(key), p)?));
+        }
+        out.push((key, new));
+    }
+    for (key, value) in args.bools() {
+        out.extend(value.map(|b| (key, Some(Value::Bool(b)))));
+    }
+    for (key, value) in args.numbers() {
+        out.extend(value.map(|n| (key, Some(Value::Number(n.into())))));
+    }
+    Ok(out)
+}
+
+/// `path`'s absolute form, when it names a regular file kiln can open. The file is opened and
+/// closed, never read: a key file's contents stay out of kiln's output and the config.
+fn readable_file(flag: &str, path: &str) -> anyhow::Result<String> {
+    let absolute = std::path::absolute(path)
+        .map_err(|e| anyhow::anyhow!("{flag} {path}: {e}; nothing was changed"))?;
+    let checked = std::fs::metadata(&absolute).and_then(|m| {
+        if !m.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        std::fs::File::open(&absolute).map(drop)
+    });
+    if let Err(e) = checked {
+        bail!(
+            "{flag} {path}: {e}; it must name an existing file kiln can read; nothing was changed"
+        );
+    }
+    match absolute.to_str() {
+        Some(p) => Ok(p.to_string()),
+        None => bail!("{flag} {path}: the path is not UTF-8; nothing was changed"),
+    }
+}
+
+/// Reads the secret of `args`' secret flag, when given.
+pub(crate) fn read_secret<E: Edit>(args: &E) -> anyhow::Result<Option<(&'static str, String)>> {
+    match args.secret() {
+        Some((key, prompt)) => Ok(Some((key, secret::read(prompt)?))),
+        None => Ok(None),
+    }
+}
+
+/// Writes `values`, the secret and the dropped keys into `map`, recording the changes under
+/// `at` (secrets only as `(set)`/`(removed)`).
+pub(crate) fn apply(
+    map: &mut Mapping,
+    at: &str,
+    values: Vec<(&'static str, Option<Value>)>,
+    secret: Option<(&'static str, String)>,
+    dropped: &[&str],
+    changes: &mut Changes,
+) {
+    for (key, new) in values {
+        changes.set(map, at, key, new);
+    }
+    if let Some((key, s)) = secret {
+        let new = Value::String(s);
+        let old = yaml::set(map, key, Some(new.clone()));
+        changes.secret(&format!("{at}.{key}"), old, Some(&new));
+    }
+    for key in dropped {
+        let old = yaml::set(map, key, None);
+        changes.secret(&format!("{at}.{key}"), old, None);
+    }
+}
+
+/// `google.bakeryDefaults` (Halyard's `hal config provider google bakery edit`; the accounts are
+/// `account add|edit`'s).
 #[derive(Debug, Args)]
 pub struct GoogleEdit {
     /// The zone builder instances start in.
@@ -418,8 +562,7 @@ impl Edit for HuaweicloudEdit {
     }
 }
 
-/// `oracle.bakeryDefaults` (the accounts, with their key passphrases, are Clouddriver's
-/// `oracle.accounts`: edit them in the file).
+/// `oracle.bakeryDefaults` (the accounts are `account add|edit`'s).
 #[derive(Debug, Args)]
 pub struct OracleEdit {
     /// The availability domain builder instances start in.
@@ -448,12 +591,36 @@ impl Edit for OracleEdit {
     }
 }
 
+/// `azure.bakeryDefaults` (the marketplace images are `base-image`'s, the service principals
+/// `account add|edit`'s).
+#[derive(Debug, Args)]
+pub struct AzureEdit {
+    /// The default Packer template (a file in configDir).
+    #[arg(long, value_name = "FILE")]
+    template_file: Option<String>,
+}
+
+impl Edit for AzureEdit {
+    const CLOUD: Cloud = AZURE;
+    fn strings(&self) -> Vec<(&'static str, &Option<String>)> {
+        vec![("templateFile", &self.template_file)]
+    }
+}
+
 /// `kiln config provider <cloud> …`.
 pub(crate) fn run<E: Args + Edit>(
     config: Option<&Path>,
     cmd: &CloudCommand<E>,
 ) -> anyhow::Result<()> {
     let CloudCommand::Bakery(b) = cmd;
+    bakery(config, b)
+}
+
+/// `kiln config provider <cloud> bakery …`.
+pub(crate) fn bakery<E: Args + Edit>(
+    config: Option<&Path>,
+    b: &CloudBakeryCommand<E>,
+) -> anyhow::Result<()> {
     match b {
         CloudBakeryCommand::Edit(args) => edit(config, args.as_ref()),
         CloudBakeryCommand::Show => show(config, &E::CLOUD),
@@ -464,40 +631,15 @@ pub(crate) fn run<E: Args + Edit>(
 fn edit<E: Edit>(config: Option<&Path>, args: &E) -> anyhow::Result<()> {
     let cloud = E::CLOUD;
     let path = require_config(config)?;
-    let secret = match args.secret() {
-        Some((key, prompt)) => Some((key, secret::read(prompt)?)),
-        None => None,
-    };
+    let values = values(args)?;
+    let secret = read_secret(args)?;
     let at = format!("{}.bakeryDefaults", cloud.name);
     let mut file = ConfigFile::open(path)?;
     let mut changes = Changes::default();
     let top = yaml::child_map(&mut file.root, cloud.name);
     changes.set(top, cloud.name, "enabled", Some(Value::Bool(true)));
     let d = yaml::child_map(top, "bakeryDefaults");
-    for (name, value) in args.strings() {
-        if let Some(v) = value {
-            changes.set(d, &at, name, yaml::string_value(v));
-        }
-    }
-    for (name, value) in args.bools() {
-        if let Some(b) = value {
-            changes.set(d, &at, name, Some(Value::Bool(b)));
-        }
-    }
-    for (name, value) in args.numbers() {
-        if let Some(n) = value {
-            changes.set(d, &at, name, Some(Value::Number(n.into())));
-        }
-    }
-    if let Some((key, s)) = secret {
-        let new = Value::String(s);
-        let old = yaml::set(d, key, Some(new.clone()));
-        changes.secret(&format!("{at}.{key}"), old, Some(&new));
-    }
-    for key in args.dropped() {
-        let old = yaml::set(d, key, None);
-        changes.secret(&format!("{at}.{key}"), old, None);
-    }
+    apply(d, &at, values, secret, args.dropped(), &mut changes);
     file.save()?;
     report(&file, &changes);
     Ok(())
@@ -554,7 +696,7 @@ pub struct CloudFields {
     #[arg(long, value_name = "true|false")]
     is_image_family: Option<bool>,
     /// The region whose settings the flags below change (not Oracle's: its region is the
-    /// account's).
+    /// account's; not Azure's: its location is the bake's).
     #[arg(long)]
     region: Option<String>,
     /// Alibaba, Tencent, Huawei: the builder instance's type (Huawei: its flavor).
@@ -581,16 +723,31 @@ pub struct CloudFields {
     base_image_id: Option<String>,
     #[arg(long, value_name = "USER")]
     ssh_user_name: Option<String>,
+    /// Azure: the marketplace image's publisher (e.g. Canonical).
+    #[arg(long)]
+    publisher: Option<String>,
+    /// Azure: the marketplace image's offer (e.g. UbuntuServer).
+    #[arg(long)]
+    offer: Option<String>,
+    /// Azure: the marketplace image's SKU (e.g. 18.04-LTS).
+    #[arg(long)]
+    sku: Option<String>,
+    /// Azure: the marketplace image's version (`version`; e.g. latest).
+    #[arg(long, value_name = "VERSION")]
+    image_version: Option<String>,
 }
 
 impl CloudFields {
+    /// The common `baseImage` keys: the two descriptions first, then the rest, so that a cloud
+    /// whose own keys live in `baseImage` writes them between, in Rosco's order (`id`,
+    /// descriptions, publisher…version, `osType`, `packageType`).
     fn image(&self) -> [(&'static str, &Option<String>); 6] {
         [
             ("shortDescription", &self.short_description),
             ("detailedDescription", &self.detailed_description),
+            ("osType", &self.os_type),
             ("packageType", &self.package_type),
             ("templateFile", &self.template_file),
-            ("osType", &self.os_type),
             ("customRepository", &self.custom_repository),
         ]
     }
@@ -610,6 +767,10 @@ impl CloudFields {
             ("eipType", "--eip-type", &self.eip_type),
             ("baseImageId", "--base-image-id", &self.base_image_id),
             ("sshUserName", "--ssh-user-name", &self.ssh_user_name),
+            ("publisher", "--publisher", &self.publisher),
+            ("offer", "--offer", &self.offer),
+            ("sku", "--sku", &self.sku),
+            ("version", "--image-version", &self.image_version),
         ];
         let mut out = Vec::new();
         for (key, flag, value) in all {
@@ -656,18 +817,21 @@ fn edit_image(
     let path = require_config(config)?;
     let settings = f.settings(cloud)?;
     let region = f.region.as_deref().map(str::trim).filter(|r| !r.is_empty());
-    match (cloud.per_region, region) {
-        (true, None) if !settings.is_empty() => {
+    match (cloud.placement, region) {
+        (Placement::PerRegion, None) if !settings.is_empty() => {
             bail!(
                 "{} settings are per region: add --region REGION",
                 cloud.name
             )
         }
-        (false, Some(_)) => bail!(
+        (Placement::Block | Placement::Image, Some(_)) => bail!(
             "{} base images have no region (the bake's or the account's is used): leave out --region",
             cloud.name
         ),
         _ => {}
+    }
+    if f.is_image_family.is_some() && cloud.name != GOOGLE.name {
+        bail!("--is-image-family is a google base-image setting");
     }
     let name = cloud.name;
     let mut file = ConfigFile::open(path)?;
@@ -697,25 +861,30 @@ fn edit_image(
         bail!("{at} is not a mapping; fix the file first");
     };
     let image = yaml::child_map(entry, "baseImage");
-    for (key, value) in f.image() {
+    let image_at = format!("{at}.baseImage");
+    let fields = f.image();
+    let (descriptions, rest) = fields.split_at(2);
+    for (key, value) in descriptions {
         if let Some(v) = value {
-            changes.set(
-                image,
-                &format!("{at}.baseImage"),
-                key,
-                yaml::string_value(v),
-            );
+            changes.set(image, &image_at, key, yaml::string_value(v));
+        }
+    }
+    if cloud.placement == Placement::Image {
+        for (key, value) in &settings {
+            changes.set(image, &image_at, key, yaml::string_value(value));
+        }
+    }
+    for (key, value) in rest {
+        if let Some(v) = value {
+            changes.set(image, &image_at, key, yaml::string_value(v));
         }
     }
     if let Some(family) = f.is_image_family {
-        if cloud.name != GOOGLE.name {
-            bail!("--is-image-family is a google base-image setting");
-        }
-        let at = format!("{at}.baseImage");
-        changes.set(image, &at, "isImageFamily", Some(Value::Bool(family)));
+        changes.set(image, &image_at, "isImageFamily", Some(Value::Bool(family)));
     }
-    let (block, block_at) = match region {
-        Some(region) => {
+    let block = match (cloud.placement, region) {
+        (Placement::Image, _) => None,
+        (_, Some(region)) => {
             let list = yaml::child_seq(entry, "virtualizationSettings");
             let found = list.iter().position(|s| {
                 s.as_mapping()
@@ -733,15 +902,17 @@ fn edit_image(
             let Some(block) = list[i].as_mapping_mut() else {
                 bail!("{at}.virtualizationSettings[{region}] is not a mapping; fix the file first");
             };
-            (block, format!("{at}.virtualizationSettings[{region}]"))
+            Some((block, format!("{at}.virtualizationSettings[{region}]")))
         }
-        None => (
+        (_, None) => Some((
             yaml::child_map(entry, "virtualizationSettings"),
             format!("{at}.virtualizationSettings"),
-        ),
+        )),
     };
-    for (key, value) in settings {
-        changes.set(block, &block_at, key, yaml::string_value(value));
+    if let Some((block, block_at)) = block {
+        for (key, value) in settings {
+            changes.set(block, &block_at, key, yaml::string_value(value));
+        }
     }
     file.save()?;
     report(&file, &changes);
@@ -777,4 +948,218 @@ fn list_images(config: Option<&Path>, cloud: &Cloud) -> anyhow::Result<()> {
         println!("{l}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        f: CloudFields,
+    }
+
+    fn fields(args: &[&str]) -> CloudFields {
+        Flags::parse_from(std::iter::once("kiln").chain(args.iter().copied())).f
+    }
+
+    fn file(yaml: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kiln.yml");
+        std::fs::write(&path, yaml).unwrap();
+        (dir, path)
+    }
+
+    const ALL: [&Cloud; 7] = [
+        &GOOGLE,
+        &DOCKER,
+        &ALICLOUD,
+        &TENCENTCLOUD,
+        &HUAWEICLOUD,
+        &ORACLE,
+        &AZURE,
+    ];
+
+    #[test]
+    fn every_key_of_the_table_has_a_base_image_flag() {
+        let everything = fields(&[
+            "--instance-type=x",
+            "--source-image=x",
+            "--source-image-family=x",
+            "--source-image-id=x",
+            "--zone=x",
+            "--eip-type=x",
+            "--base-image-id=x",
+            "--ssh-user-name=x",
+            "--publisher=x",
+            "--offer=x",
+            "--sku=x",
+            "--image-version=x",
+        ]);
+        for cloud in ALL {
+            let e = everything.settings(cloud).unwrap_err().to_string();
+            assert!(e.contains("is not a"), "{}: {e}", cloud.name);
+        }
+        let flagged: Vec<&str> = {
+            let mut all = Vec::new();
+            for cloud in ALL {
+                for key in cloud.settings_keys {
+                    let one = fields(&[&format!("{}=x", flag_of(key))]);
+                    let got = one.settings(cloud).unwrap();
+                    assert_eq!(got, vec![(*key, "x")], "{}", cloud.name);
+                    all.push(*key);
+                }
+            }
+            all
+        };
+        assert!(flagged.contains(&"version") && flagged.contains(&"sourceImageFamily"));
+    }
+
+    /// `version`'s flag is Halyard's `--image-version`; the others are the key in kebab case.
+    fn flag_of(key: &str) -> String {
+        match key {
+            "version" => "--image-version".into(),
+            k => flag(k),
+        }
+    }
+
+    #[test]
+    fn azures_image_keys_go_into_base_image_in_roscos_order_without_settings() {
+        let (_d, path) = file("server:\n  port: 8087\n");
+        let add = fields(&[
+            "--short-description",
+            "v18.04",
+            "--publisher",
+            "Canonical",
+            "--offer",
+            "UbuntuServer",
+            "--sku",
+            "18.04-LTS",
+            "--image-version",
+            "18.04.201804262",
+            "--os-type",
+            "Linux",
+            "--package-type",
+            "deb",
+        ]);
+        edit_image(Some(&path), &AZURE, "ubuntu-1804", &add, true).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let image = "    - baseImage:\n        id: ubuntu-1804\n        shortDescription: v18.04\n        \
+                     publisher: Canonical\n        offer: UbuntuServer\n        sku: 18.04-LTS\n        \
+                     version: 18.04.201804262\n        osType: Linux\n        packageType: deb\n";
+        assert!(text.contains(image), "{text}");
+        assert!(!text.contains("virtualizationSettings"), "{text}");
+        // An empty value removes a key; a region or another cloud's key is refused.
+        let edit = fields(&["--image-version", "", "--sku", "20.04-LTS"]);
+        edit_image(Some(&path), &AZURE, "ubuntu-1804", &edit, false).unwrap();
+        let loaded = crate::config::load(Some(&path)).unwrap().settings;
+        assert_eq!(
+            (AZURE.images)(&loaded),
+            vec!["ubuntu-1804: Canonical:UbuntuServer:20.04-LTS"]
+        );
+        let image = &loaded.azure.bakery_defaults.base_images[0].base_image;
+        assert_eq!(image.version, None);
+        for (args, message) in [
+            (&["--region", "westeurope"][..], "leave out --region"),
+            (&["--source-image", "x"], "--source-image is not a azure"),
+            (&["--is-image-family", "true"], "google base-image setting"),
+        ] {
+            let e = edit_image(Some(&path), &AZURE, "ubuntu-1804", &fields(args), false);
+            let e = e.unwrap_err().to_string();
+            assert!(e.contains(message), "{e}");
+        }
+        // Azure's keys are not another cloud's.
+        let publisher = fields(&["--publisher", "Canonical"]);
+        let e = publisher.settings(&GOOGLE).unwrap_err().to_string();
+        assert!(e.contains("--publisher is not a google"), "{e}");
+    }
+
+    #[derive(Debug, Args)]
+    struct KeyFile {
+        #[arg(long)]
+        key_file_path: Option<String>,
+        #[arg(long)]
+        passphrase: bool,
+    }
+
+    impl Edit for KeyFile {
+        const CLOUD: Cloud = ORACLE;
+        fn strings(&self) -> Vec<(&'static str, &Option<String>)> {
+            vec![("keyFilePath", &self.key_file_path)]
+        }
+        fn files(&self) -> &'static [&'static str] {
+            &["keyFilePath"]
+        }
+    }
+
+    fn key_file(path: &str) -> KeyFile {
+        KeyFile {
+            key_file_path: Some(path.into()),
+            passphrase: false,
+        }
+    }
+
+    #[test]
+    fn a_key_file_must_be_a_readable_file_and_is_written_absolute_and_unread() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key.json");
+        std::fs::write(&key, "{\"private_key\": \"do-not-copy\"}").unwrap();
+        let got = values(&key_file(key.to_str().unwrap())).unwrap();
+        assert_eq!(
+            got,
+            vec![(
+                "keyFilePath",
+                Some(Value::String(key.display().to_string()))
+            )]
+        );
+        for bad in [
+            dir.path().join("missing.json"),
+            dir.path().to_path_buf(),
+            std::path::PathBuf::from("/dev/null"),
+        ] {
+            let e = values(&key_file(bad.to_str().unwrap()))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("--key-file-path"), "{e}");
+            assert!(e.contains("must name an existing file"), "{e}");
+            assert!(!e.contains("do-not-copy"), "{e}");
+        }
+        // A relative path is made absolute (kiln may run from another folder); empty removes.
+        let cwd = std::env::current_dir().unwrap();
+        let got = values(&key_file("Cargo.toml")).unwrap();
+        let absolute = cwd.join("Cargo.toml").display().to_string();
+        assert_eq!(got, vec![("keyFilePath", Some(Value::String(absolute)))]);
+        assert_eq!(values(&key_file(" ")).unwrap(), vec![("keyFilePath", None)]);
+        assert_eq!(flag("sshPrivateKeyFilePath"), "--ssh-private-key-file-path");
+        assert!(!key_file("x").passphrase);
+    }
+
+    #[test]
+    fn apply_records_a_secret_only_as_set() {
+        let mut map: Mapping = serde_norway::from_str("name: a\nclientId: old\n").unwrap();
+        let mut changes = Changes::default();
+        let values = vec![
+            ("clientId", Some(Value::String("new".into()))),
+            ("tenantId", None),
+        ];
+        let secret = Some(("appKey", "hush-42".to_string()));
+        apply(
+            &mut map,
+            "azure.accounts[a]",
+            values,
+            secret,
+            &[],
+            &mut changes,
+        );
+        assert_eq!(
+            changes.0,
+            vec![
+                "azure.accounts[a].clientId: old → new",
+                "azure.accounts[a].appKey: (set)"
+            ]
+        );
+        assert_eq!(yaml::text(yaml::get(&map, "appKey")), "hush-42");
+    }
 }

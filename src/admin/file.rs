@@ -1,6 +1,7 @@
 //! The config file kiln serves, opened for an edit and written back atomically: a temp file in
 //! the same folder, flushed, then renamed over the original, so a running kiln or a crash never
-//! sees half a file. A file holding a secret is made mode 0600; otherwise its mode is kept.
+//! sees half a file. A file holding a secret (any cloud's) is made mode 0600; otherwise its mode
+//! is kept.
 //! The operator's other keys are kept; YAML comments are not (the tree is re-serialized).
 
 use super::yaml::{self, Changes};
@@ -81,14 +82,35 @@ impl ConfigFile {
     }
 }
 
-/// Whether `aws.bakeryDefaults.awsSecretKey` is set.
+/// Every secret key the admin commands write: `(cloud, section, key)`, the section a mapping
+/// (`bakeryDefaults`) or a list of them (`accounts`).
+const SECRETS: &[(&str, &str, &str)] = &[
+    ("aws", "bakeryDefaults", "awsSecretKey"),
+    ("alicloud", "bakeryDefaults", "alicloudSecretKey"),
+    ("tencentcloud", "bakeryDefaults", "secretKey"),
+    ("huaweicloud", "bakeryDefaults", "password"),
+    ("oracle", "accounts", "privateKeyPassphrase"),
+    ("azure", "accounts", "appKey"),
+];
+
+/// Whether any of [`SECRETS`] is set.
 pub(crate) fn holds_secret(root: &Mapping) -> bool {
-    let secret = yaml::get(root, "aws")
-        .and_then(Value::as_mapping)
-        .and_then(|aws| yaml::get(aws, "bakeryDefaults"))
-        .and_then(Value::as_mapping)
-        .and_then(|d| yaml::get(d, "awsSecretKey"));
-    secret.is_some_and(|s| !yaml::text(Some(s)).trim().is_empty())
+    let set = |m: &Mapping, key: &str| {
+        yaml::get(m, key).is_some_and(|s| !yaml::text(Some(s)).trim().is_empty())
+    };
+    SECRETS.iter().any(|(cloud, section, key)| {
+        let section = yaml::get(root, cloud)
+            .and_then(Value::as_mapping)
+            .and_then(|c| yaml::get(c, section));
+        match section {
+            Some(Value::Mapping(m)) => set(m, key),
+            Some(Value::Sequence(list)) => list
+                .iter()
+                .filter_map(Value::as_mapping)
+                .any(|m| set(m, key)),
+            _ => false,
+        }
+    })
 }
 
 /// A temp file of a random name in the same folder, created new with mode 0600 before a byte is
@@ -165,6 +187,20 @@ mod tests {
         f.save().unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn every_clouds_secret_and_an_accounts_makes_the_file_0600() {
+        let holds = |y: &str| holds_secret(&serde_norway::from_str(y).unwrap());
+        assert!(!holds(
+            "aws: {bakeryDefaults: {awsAccessKey: A}}\nazure: {accounts: [{name: a}]}"
+        ));
+        assert!(holds("huaweicloud: {bakeryDefaults: {password: p}}"));
+        assert!(holds(
+            "oracle: {accounts: [{name: a}, {name: b, privateKeyPassphrase: p}]}"
+        ));
+        assert!(holds("azure: {accounts: [{name: a, app-key: k}]}"));
+        assert!(!holds("azure: {accounts: [{name: a, appKey: ''}]}"));
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! - [`cli`]: the command tree (`kiln config …`, `kiln deploy apply`) and its dispatch;
 //! - `bakery`, `base_image`: editing `aws.bakeryDefaults` in the operator's config file, in place
 //!   and atomically (`file`, `yaml`), with the secret read without echo (`secret`);
-//! - `clouds`: the same commands for Alibaba, Tencent, Huawei and Oracle Cloud, from one table
-//!   per cloud;
+//! - `clouds`: the same commands for Google, Docker, Alibaba, Tencent, Huawei, Oracle Cloud and
+//!   Azure, from one table per cloud;
+//! - `accounts`: `<google|oracle|azure> account add|edit|delete|list` (`<cloud>.accounts`), with
+//!   `clouds`' flag sets;
 //! - `validate`: everything start-up checks, plus `packer validate` of every template;
 //! - [`reload`]: the server side of a reload (`POST /api/kiln/v1/reload`, SIGHUP);
 //! - `deploy`: the client that asks a running kiln to reload;
@@ -14,6 +16,7 @@
 //! Invariant: no secret value is ever printed, answered or logged; secrets appear as `(set)` or
 //! `******`, and changes to them only as a key path.
 
+mod accounts;
 mod bakery;
 mod base_image;
 pub mod cli;

@@ -12,6 +12,8 @@ const SECRET_FLAGS: &[&str] = &[
     "--alicloud-secret-key",
     "--secret-key",
     "--password",
+    "--app-key",
+    "--private-key-passphrase",
 ];
 
 /// Refuses a secret given on the command line (`--aws-secret-key VALUE` or
@@ -45,8 +47,8 @@ pub fn refuse_secret_on_command_line(args: &[OsString], cli: &clap::Command) -> 
                 return Err(format!(
                     "{flag} takes no value on the command line, where `ps` and shell history \
                      would show it; nothing was changed, and the value is not repeated here. Give \
-                     {flag} alone and type the secret at the prompt, or pipe it: \
-                     printf '%s\\n' \"$SECRET\" | kiln config provider <cloud> bakery edit {flag}"
+                     {flag} alone (an account's NAME goes before the flags) and type the secret at \
+                     the prompt, or pipe it: printf '%s\\n' \"$SECRET\" | kiln config provider <cloud> … {flag}"
                 ));
             }
         }

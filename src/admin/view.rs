@@ -62,6 +62,21 @@ pub(crate) fn bakery_defaults(d: &AwsBakeryDefaults, how: Secrets) -> Value {
     })
 }
 
+/// An account's secret keys and values.
+type SecretsOf<A> = fn(&A) -> Vec<(&'static str, &Option<Secret>)>;
+
+/// `<cloud>.accounts` (what `account add|edit` writes), each account's secrets as `how` says.
+fn accounts<A: serde::Serialize>(list: &[A], secrets: SecretsOf<A>, how: Secrets) -> Value {
+    let shown = list.iter().map(|a| {
+        let mut v = serde_json::to_value(a).unwrap_or(Value::Null);
+        for (key, s) in secrets(a) {
+            v[key] = secret(s, how);
+        }
+        v
+    });
+    Value::Array(shown.collect())
+}
+
 /// Every setting kiln reads, under its camelCase path.
 pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
     let files: BTreeMap<&String, String> = s
@@ -89,6 +104,13 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
             "base": yaml(&s.aws.base),
             "accounts": yaml(&s.aws.accounts),
         },
+        "google": {"accounts": accounts(&s.google.accounts, |_| Vec::new(), how)},
+        "oracle": {"accounts": accounts(
+            &s.oracle.accounts,
+            |a| vec![("privateKeyPassphrase", &a.private_key_passphrase)],
+            how,
+        )},
+        "azure": {"accounts": accounts(&s.azure.accounts, |a| vec![("appKey", &a.app_key)], how)},
         "qemu": {
             "enabled": s.qemu.enabled,
             "accelerator": s.qemu.accelerator,
@@ -258,6 +280,35 @@ mod tests {
             !shown.contains("two") && shown.contains("******"),
             "{shown}"
         );
+    }
+
+    /// (An empty list is a leaf: `oracle.accounts` goes from `[]` to a list.)
+    #[test]
+    fn an_accounts_changed_secret_is_reported_by_path_and_never_by_value() {
+        let old = load("azure:\n  accounts:\n  - {name: a, appKey: one}\n");
+        let new = load(
+            "azure:\n  accounts:\n  - {name: a, appKey: two}\noracle:\n  accounts:\n  - {name: o, privateKeyPassphrase: three}\n",
+        );
+        let (a, b) = (
+            settings(&old, Secrets::Digest),
+            settings(&new, Secrets::Digest),
+        );
+        assert_eq!(
+            changed_paths(&a, &b),
+            vec![
+                "azure.accounts[0].appKey",
+                "oracle.accounts",
+                "oracle.accounts[0].name",
+                "oracle.accounts[0].privateKeyPassphrase"
+            ]
+        );
+        for how in [Secrets::Mask, Secrets::Digest] {
+            let shown = settings(&new, how).to_string();
+            assert!(
+                !shown.contains("two") && !shown.contains("three"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod aws;
 mod azure;
 mod bake_cli;
 mod clouds;
+mod clouds_accounts;
 mod clouds_admin;
 mod ebs_direct;
 mod ec2_client;
