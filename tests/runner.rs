@@ -512,7 +512,15 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
     assert!(String::from_utf8_lossy(&environ).contains(&format!("TMPDIR={}", temp_dir.display())));
     let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pgid}/cmdline")).unwrap())
         .replace('\0', " ");
-    assert!(cmdline.contains("-var-file=/proc/"), "{cmdline}");
+    // The var file is a link (named .json, as Packer's HCL mode wants) to the supervisor's
+    // in-memory file: no secret on a disk.
+    let link = t.dir().join("masked-variables.json");
+    assert!(
+        cmdline.contains(&format!("-var-file={}", link.display())),
+        "{cmdline}"
+    );
+    let target = std::fs::read_link(&link).unwrap();
+    assert!(target.starts_with("/proc/"), "{target:?}");
 
     let seen = following.await.unwrap();
     assert_eq!(seen.report.ending, Ending::Exited(0), "{:#?}", seen.texts());
@@ -526,6 +534,7 @@ async fn masked_variables_reach_real_packer_from_memory_and_no_file_holds_them()
     assert!(!t.output().contains(VALUE));
     assert!(!temp_dir.exists(), "Packer's temp folder is removed");
     assert!(!t.dir().join("output.pipe").exists());
+    assert!(!link.exists() && std::fs::symlink_metadata(&link).is_err());
     assert!(files_containing(t.tmp.path(), VALUE).is_empty());
     t.assert_nothing_left().await;
 }

@@ -261,6 +261,30 @@ pub(super) fn selected_templates<'a>(
     out
 }
 
+/// Rosco's account rule: the request's `account_name` among `accounts` (`key` in the config),
+/// else the first; Rosco's message when none matches, and the names that would.
+pub(super) fn resolve_account<'a, A>(
+    accounts: &'a [A],
+    name_of: fn(&A) -> &str,
+    req: &BakeRequest,
+    cloud: &str,
+    key: &str,
+) -> Result<&'a A, BakeError> {
+    let wanted = crate::bake::present(&req.account_name);
+    let found = match wanted {
+        Some(name) => accounts.iter().find(|a| name_of(a) == name),
+        None => accounts.first(),
+    };
+    found.ok_or_else(|| {
+        let names: Vec<&str> = accounts.iter().map(name_of).collect();
+        BakeError::Invalid(format!(
+            "Could not resolve {cloud} account: (account_name={}). Set account_name to one of {key} ({}).",
+            wanted.unwrap_or("null"),
+            if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
+        ))
+    })
+}
+
 /// For `kiln config validate`: the request of a bake of base image `os` (if any) with
 /// `template`, for a provider's [`Provider::sample_request`] to complete.
 pub(super) fn sample_bake(provider: &str, os: Option<&str>, template: &str) -> BakeRequest {

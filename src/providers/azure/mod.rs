@@ -422,25 +422,13 @@ fn managed_image_name(name: &str) -> String {
     trimmed.chars().take(MAX_NAME).collect()
 }
 
-/// The request's `account_name`, else the first account (Rosco's message when none matches).
+/// The request's `account_name` among `azure.accounts`, else the first (Rosco's rule).
 fn resolve_account<'a>(
     settings: &'a Settings,
     req: &BakeRequest,
 ) -> Result<&'a AzureAccount, BakeError> {
     let accounts = &settings.azure.accounts;
-    let wanted = present(&req.account_name);
-    let found = match wanted {
-        Some(name) => accounts.iter().find(|a| a.name == name),
-        None => accounts.first(),
-    };
-    found.ok_or_else(|| {
-        let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
-        BakeError::Invalid(format!(
-            "Could not resolve Azure account: (account_name={}). Set account_name to one of azure.accounts ({}).",
-            wanted.unwrap_or("null"),
-            if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
-        ))
-    })
+    super::provider::resolve_account(accounts, |a| &a.name, req, "Azure", "azure.accounts")
 }
 
 #[cfg(test)]

@@ -274,19 +274,11 @@ impl BakeHandler for Gce {
     }
 }
 
-/// The request's `account_name`, else the first account (Rosco's message when none matches).
+/// The request's `account_name` among `google.accounts`, else the first (Rosco's rule).
 fn resolve_account(settings: &Settings, req: &BakeRequest) -> Result<GoogleAccount, BakeError> {
     let accounts = &settings.google.accounts;
-    let found = match present(&req.account_name) {
-        Some(name) => accounts.iter().find(|a| a.name == name),
-        None => accounts.first(),
-    };
-    found.cloned().ok_or_else(|| {
-        BakeError::Invalid(format!(
-            "Could not resolve Google account: (account_name={}).",
-            present(&req.account_name).unwrap_or("null")
-        ))
-    })
+    super::provider::resolve_account(accounts, |a| &a.name, req, "Google", "google.accounts")
+        .cloned()
 }
 
 /// Lowercase; anything but letters, digits and `-` becomes `-`.

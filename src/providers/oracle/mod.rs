@@ -178,25 +178,13 @@ impl BakeHandler for Oracle {
     }
 }
 
-/// The request's `account_name` among `oracle.accounts`, else the first account (Rosco's rule).
+/// The request's `account_name` among `oracle.accounts`, else the first (Rosco's rule).
 fn resolve_account<'a>(
     req: &BakeRequest,
     settings: &'a Settings,
 ) -> Result<&'a OracleAccount, BakeError> {
     let accounts = &settings.oracle.accounts;
-    let wanted = present(&req.account_name);
-    let found = match wanted {
-        None => accounts.first(),
-        Some(name) => accounts.iter().find(|a| a.name == name),
-    };
-    found.ok_or_else(|| {
-        let names: Vec<&str> = accounts.iter().map(|a| a.name.as_str()).collect();
-        BakeError::Invalid(format!(
-            "Could not resolve Oracle account: (account_name={}). Set account_name to one of oracle.accounts ({}).",
-            wanted.unwrap_or("null"),
-            if names.is_empty() { "none configured".to_string() } else { names.join(", ") }
-        ))
-    })
+    super::provider::resolve_account(accounts, |a| &a.name, req, "Oracle", "oracle.accounts")
 }
 
 #[cfg(test)]
