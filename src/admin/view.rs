@@ -77,6 +77,25 @@ fn accounts<A: serde::Serialize>(list: &[A], secrets: SecretsOf<A>, how: Secrets
     Value::Array(shown.collect())
 }
 
+/// A cloud's settings as configured (`enabled`, `bakeryDefaults`, …), with its bakery secrets
+/// (keys under `bakeryDefaults`) and its accounts' shown as `how` says: plain serializing masks
+/// every secret, which would hide a changed one from a reload's report.
+fn cloud<T: serde::Serialize>(
+    settings: &T,
+    bakery_secrets: &[(&str, &Option<Secret>)],
+    accounts: Option<Value>,
+    how: Secrets,
+) -> Value {
+    let mut v = serde_json::to_value(settings).unwrap_or(Value::Null);
+    for (key, s) in bakery_secrets {
+        v["bakeryDefaults"][*key] = secret(s, how);
+    }
+    if let Some(list) = accounts {
+        v["accounts"] = list;
+    }
+    v
+}
+
 /// Every setting kiln reads, under its camelCase path.
 pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
     let files: BTreeMap<&String, String> = s
@@ -104,13 +123,42 @@ pub(crate) fn settings(s: &Settings, how: Secrets) -> Value {
             "base": yaml(&s.aws.base),
             "accounts": yaml(&s.aws.accounts),
         },
-        "google": {"accounts": accounts(&s.google.accounts, |_| Vec::new(), how)},
-        "oracle": {"accounts": accounts(
-            &s.oracle.accounts,
-            |a| vec![("privateKeyPassphrase", &a.private_key_passphrase)],
+        "google": cloud(&s.google, &[], None, how),
+        "docker": cloud(&s.docker, &[], None, how),
+        "alicloud": cloud(
+            &s.alicloud,
+            &[("alicloudSecretKey", &s.alicloud.bakery_defaults.alicloud_secret_key)],
+            None,
             how,
-        )},
-        "azure": {"accounts": accounts(&s.azure.accounts, |a| vec![("appKey", &a.app_key)], how)},
+        ),
+        "tencentcloud": cloud(
+            &s.tencentcloud,
+            &[("secretKey", &s.tencentcloud.bakery_defaults.secret_key)],
+            None,
+            how,
+        ),
+        "huaweicloud": cloud(
+            &s.huaweicloud,
+            &[("password", &s.huaweicloud.bakery_defaults.password)],
+            None,
+            how,
+        ),
+        "oracle": cloud(
+            &s.oracle,
+            &[],
+            Some(accounts(
+                &s.oracle.accounts,
+                |a| vec![("privateKeyPassphrase", &a.private_key_passphrase)],
+                how,
+            )),
+            how,
+        ),
+        "azure": cloud(
+            &s.azure,
+            &[],
+            Some(accounts(&s.azure.accounts, |a| vec![("appKey", &a.app_key)], how)),
+            how,
+        ),
         "qemu": {
             "enabled": s.qemu.enabled,
             "accelerator": s.qemu.accelerator,
@@ -260,9 +308,10 @@ mod tests {
 
     #[test]
     fn a_changed_secret_is_reported_by_path_and_never_by_value() {
-        let old = load("aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: one\n");
+        let old =
+            load("aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: s3cr3t-one\n");
         let new = load(
-            "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: two\n    awsSubnetId: s\n",
+            "aws:\n  bakeryDefaults:\n    awsAccessKey: A\n    awsSecretKey: s3cr3t-two\n    awsSubnetId: s\n",
         );
         let (a, b) = (
             settings(&old, Secrets::Digest),
@@ -277,17 +326,47 @@ mod tests {
         );
         let shown = settings(&new, Secrets::Mask).to_string();
         assert!(
-            !shown.contains("two") && shown.contains("******"),
+            !shown.contains("s3cr3t-two") && shown.contains("******"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_other_clouds_bakery_changes_and_secrets_are_reported_by_path_only() {
+        let old = load(
+            "alicloud:\n  bakeryDefaults:\n    alicloudSecretKey: s3cr3t-one\ntencentcloud:\n  bakeryDefaults:\n    secretKey: s3cr3t-one\nhuaweicloud:\n  bakeryDefaults:\n    password: s3cr3t-one\n",
+        );
+        let new = load(
+            "alicloud:\n  bakeryDefaults:\n    alicloudSecretKey: s3cr3t-two\ntencentcloud:\n  bakeryDefaults:\n    secretKey: s3cr3t-two\nhuaweicloud:\n  bakeryDefaults:\n    password: s3cr3t-one\ngoogle:\n  bakeryDefaults:\n    zone: us-east1-b\nazure:\n  enabled: true\n",
+        );
+        let (a, b) = (
+            settings(&old, Secrets::Digest),
+            settings(&new, Secrets::Digest),
+        );
+        assert_eq!(
+            changed_paths(&a, &b),
+            vec![
+                "alicloud.bakeryDefaults.alicloudSecretKey",
+                "azure.enabled",
+                "google.bakeryDefaults.zone",
+                "tencentcloud.bakeryDefaults.secretKey",
+            ]
+        );
+        for how in [Secrets::Mask, Secrets::Digest] {
+            let shown = settings(&new, how).to_string();
+            assert!(
+                !shown.contains("s3cr3t-two") && !shown.contains("s3cr3t-one"),
+                "{shown}"
+            );
+        }
     }
 
     /// (An empty list is a leaf: `oracle.accounts` goes from `[]` to a list.)
     #[test]
     fn an_accounts_changed_secret_is_reported_by_path_and_never_by_value() {
-        let old = load("azure:\n  accounts:\n  - {name: a, appKey: one}\n");
+        let old = load("azure:\n  accounts:\n  - {name: a, appKey: s3cr3t-one}\n");
         let new = load(
-            "azure:\n  accounts:\n  - {name: a, appKey: two}\noracle:\n  accounts:\n  - {name: o, privateKeyPassphrase: three}\n",
+            "azure:\n  accounts:\n  - {name: a, appKey: s3cr3t-two}\noracle:\n  accounts:\n  - {name: o, privateKeyPassphrase: s3cr3t-three}\n",
         );
         let (a, b) = (
             settings(&old, Secrets::Digest),
@@ -305,7 +384,7 @@ mod tests {
         for how in [Secrets::Mask, Secrets::Digest] {
             let shown = settings(&new, how).to_string();
             assert!(
-                !shown.contains("two") && !shown.contains("three"),
+                !shown.contains("s3cr3t-two") && !shown.contains("s3cr3t-three"),
                 "{shown}"
             );
         }
