@@ -272,6 +272,41 @@ mod tests {
         assert_eq!(p[4].seconds, Some(7.5));
     }
 
+    /// azure-arm's step messages as Packer 1.6.6 prints them (its `step_*.go` wording).
+    #[test]
+    fn azure_phases_come_from_azure_arms_steps() {
+        let mut t = Timeline::new(AZURE_ARM);
+        for (at, line) in [
+            (1_000, "==> azure-arm: Creating resource group ..."),
+            (2_000, "==> azure-arm: Validating deployment template ..."),
+            (3_000, "==> azure-arm: Deploying deployment template ..."),
+            (
+                60_000,
+                "==> azure-arm: Waiting for SSH to become available...",
+            ),
+            (
+                90_000,
+                "==> azure-arm: Provisioning with shell script: /tmp/x.sh",
+            ),
+            (200_000, "==> azure-arm: Powering off machine ..."),
+            (230_000, "==> azure-arm: Capturing image ..."),
+            (300_000, "==> azure-arm: Deleting individual resources ..."),
+        ] {
+            t.line(at, line);
+        }
+        let p = t.phases();
+        assert_eq!(
+            names(p),
+            ["launch", "wait_ssh", "provision", "stop", "create_image"]
+        );
+        assert_eq!(
+            p[0].seconds,
+            Some(59.0),
+            "launch runs on over the deployment"
+        );
+        assert_eq!(p[4].seconds, Some(70.0));
+    }
+
     #[test]
     fn live_lines_are_timed_on_arrival_and_late_ones_by_packers_clock() {
         assert_eq!(
