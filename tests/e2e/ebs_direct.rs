@@ -521,8 +521,11 @@ fn a_failed_install_and_a_cancel_mid_upload_clean_up_and_a_killed_kiln_reattache
     );
     let s = kiln.wait(&id, Duration::from_secs(60));
     assert_eq!(s["result"], "FAILURE", "{s}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while (!mounts_under(&data).is_empty() || !rooted_in(&root).is_empty())
+    // The mount, the chroot's processes and then the work folder go once the run has ended
+    // (the folder only when the builder's lock is free): wait for all three.
+    let work = data.join("ebs-work").join(&id);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while (!mounts_under(&data).is_empty() || !rooted_in(&root).is_empty() || work.exists())
         && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -533,7 +536,11 @@ fn a_failed_install_and_a_cancel_mid_upload_clean_up_and_a_killed_kiln_reattache
         "processes left in the chroot: {:?}",
         rooted_in(&root)
     );
-    assert!(!data.join("ebs-work").join(&id).exists());
+    assert!(
+        !work.exists(),
+        "the work folder is left: {}",
+        work.display()
+    );
 
     // Cancel mid-upload.
     let id = kiln.bake_id("us-east-1", &request(&deb));
