@@ -12,6 +12,7 @@ mod bake_cli;
 mod clouds;
 mod clouds_accounts;
 mod clouds_admin;
+mod docker_engine;
 mod ebs_direct;
 mod ec2_client;
 mod error_chains;

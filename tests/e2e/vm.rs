@@ -23,7 +23,7 @@ fn support(script: &str) -> String {
     format!("{REPO}/tests/support/{script}")
 }
 
-fn on_path(tool: &str) -> bool {
+pub(crate) fn on_path(tool: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|path| {
         std::env::split_paths(&path).any(|dir| {
             let p = dir.join(tool);
@@ -131,7 +131,7 @@ fn vm_image() -> Image {
 }
 
 /// A child process killed (SIGKILL) and reaped on drop.
-struct ChildGuard(Child);
+pub(crate) struct ChildGuard(pub(crate) Child);
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
@@ -140,7 +140,7 @@ impl Drop for ChildGuard {
     }
 }
 
-fn port_answers(port: u16) -> bool {
+pub(crate) fn port_answers(port: u16) -> bool {
     TcpStream::connect_timeout(
         &format!("127.0.0.1:{port}").parse().unwrap(),
         Duration::from_millis(200),
@@ -149,7 +149,7 @@ fn port_answers(port: u16) -> bool {
 }
 
 /// `python3 -m http.server` serving `dir` on a free loopback port.
-fn serve_directory(dir: &Path, log: &Path) -> (ChildGuard, u16) {
+pub(crate) fn serve_directory(dir: &Path, log: &Path) -> (ChildGuard, u16) {
     for _ in 0..3 {
         let port = free_port();
         let mut server = ChildGuard(
