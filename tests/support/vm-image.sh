@@ -52,15 +52,8 @@ if [[ -f $out/disk.qcow2 ]]; then # another run built it while we waited for the
   exit 0
 fi
 
-# The Debian mirror apt already uses (deb822 sources first, then the one-line format).
-mirror=${MIRROR:-}
-if [[ -z $mirror && -r /etc/apt/sources.list.d/debian.sources ]]; then
-  mirror=$(awk '/^URIs:/ { print $2; exit }' /etc/apt/sources.list.d/debian.sources)
-fi
-if [[ -z $mirror && -r /etc/apt/sources.list ]]; then
-  mirror=$(awk '$1 == "deb" && $3 !~ /security/ { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { print $i; exit } }' /etc/apt/sources.list)
-fi
-mirror=${mirror:-http://deb.debian.org/debian}
+# The Debian mirror apt already uses.
+mirror=$("$(dirname "$0")/debian-mirror.sh")
 
 stage=$out/.build
 rootfs=$stage/rootfs
