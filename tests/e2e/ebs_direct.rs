@@ -263,15 +263,27 @@ fn an_ebs_direct_bake_writes_only_changed_blocks_into_a_child_of_the_base() {
     let data = tmp.path().join("kiln");
     let kiln: Kiln = start_marked(&data, &config(&moto, ami), &mark, &[]);
 
+    // Copied to a second region too, as Spinnaker's copy_to sends it.
+    let mut first = request(&deb);
+    first["extended_attributes"]["copy_to"] = json!("us-west-2");
     let t = Instant::now();
-    let id = kiln.bake_id("us-east-1", &request(&deb));
+    let id = kiln.bake_id("us-east-1", &first);
     let status = kiln.wait(&id, Duration::from_secs(300));
     let log = kiln.log(&id);
     eprintln!("ebs-direct: bake took {:.1?}", t.elapsed());
     assert_eq!(status["result"], "SUCCESS", "{status}\n{log}");
     for phase in [
-        "fetch", "copy", "mount", "install", "unmount", "diff", "upload", "complete", "register",
+        "fetch",
+        "copy",
+        "mount",
+        "install",
+        "unmount",
+        "diff",
+        "upload",
+        "complete",
+        "register",
         "share",
+        "copy_regions",
     ] {
         assert!(
             log.contains(&format!("ebs-direct: phase {phase} took ")),
@@ -340,6 +352,26 @@ fn an_ebs_direct_bake_writes_only_changed_blocks_into_a_child_of_the_base() {
     assert_eq!(
         image["LaunchPermissions"][0]["UserId"], "111122223333",
         "{image}"
+    );
+    // The copy in us-west-2: in GET bake's regions, available before the bake answered, tagged
+    // and shared like the original.
+    assert_eq!(bake["regions"], json!(["us-east-1", "us-west-2"]), "{bake}");
+    let copied_line = format!("Copied {new_ami} to us-west-2: ");
+    let copy = log
+        .lines()
+        .find_map(|l| Some(l.split_once(copied_line.as_str())?.1.trim().to_string()))
+        .unwrap_or_else(|| panic!("no copy in the log: {log}"));
+    assert_ne!(copy, new_ami);
+    let copied = snap(&moto, &["image", &moto.endpoint, "us-west-2", &copy]);
+    assert_eq!(copied["State"], "available", "{copied}");
+    assert_eq!(copied["KilnTags"]["base_ami_id"], ami, "{copied}");
+    assert_eq!(
+        copied["LaunchPermissions"][0]["UserId"], "111122223333",
+        "{copied}"
+    );
+    assert!(
+        log.contains(&format!("Shared {copy} with 111122223333")),
+        "{log}"
     );
 
     // Only changed blocks were written into the child, and it inherits the rest from the base.
@@ -422,7 +454,7 @@ fn an_ebs_direct_bake_writes_only_changed_blocks_into_a_child_of_the_base() {
     );
 
     // A second identical request reuses the bake; the base is cached for the next one.
-    let again = kiln.bake("us-east-1", &request(&deb));
+    let again = kiln.bake("us-east-1", &first);
     assert_eq!(again["id"], id.as_str(), "{again}");
     assert!(data.join("ebs-cache").join(base_snap).is_file());
 }

@@ -46,6 +46,10 @@ const MAX_VOLUME_GIB: u64 = 1024;
 const UPLOAD_WORKERS: usize = 16;
 /// StartSnapshot's Timeout: EBS abandons the snapshot after this long without a block.
 const SNAPSHOT_TIMEOUT_MINUTES: u32 = 60;
+/// How long a copied image may take to become `available` (Packer's default AMI wait is about
+/// 30 minutes too).
+const COPY_LIMIT: Duration = Duration::from_secs(30 * 60);
+
 /// How long CompleteSnapshot may take to reach `completed`.
 const COMPLETE_LIMIT: Duration = Duration::from_secs(30 * 60);
 
@@ -355,6 +359,24 @@ async fn bake(
                 .await
                 .map_err(|e| e.to_string())?;
             say::say(&format!("Copied {ami} to {region}: {copy}"));
+            // As Packer's ami_regions: the copy is usable, and shared like the original, before
+            // the bake answers with it.
+            let image = wait_available(&ec2, &copy).await?;
+            if !accounts.is_empty() {
+                ec2.share_image(&copy, &accounts)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                for snapshot in image
+                    .block_devices
+                    .iter()
+                    .filter_map(|b| b.snapshot_id.as_ref())
+                {
+                    ec2.share_snapshot(snapshot, &accounts)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                say::say(&format!("Shared {copy} with {}", accounts.join(", ")));
+            }
             out.push((region.clone(), copy));
         }
         Ok(out)
@@ -367,6 +389,37 @@ async fn bake(
         .collect();
     say::say(&format!("ebs-direct: timings {}", summary.join(" ")));
     Ok(ids)
+}
+
+/// Waits until the copied image `ami` is `available` (EC2 copies take minutes); it fails on
+/// `failed` or after [`COPY_LIMIT`].
+async fn wait_available(ec2: &Ec2, ami: &str) -> Result<crate::aws::ec2::Image, String> {
+    let deadline = Instant::now() + COPY_LIMIT;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        let found = ec2
+            .describe_images(&ImageQuery {
+                image_ids: vec![ami.to_string()],
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+        let image = found.into_iter().find(|i| i.id == ami);
+        match image.as_ref().and_then(|i| i.state.as_deref()) {
+            Some("available") => return Ok(image.unwrap_or_default()),
+            Some(state @ ("failed" | "error" | "invalid" | "deregistered")) => {
+                return Err(format!("the copy {ami} ended in state {state}"));
+            }
+            _ if Instant::now() > deadline => {
+                return Err(format!(
+                    "the copy {ami} was not available after {COPY_LIMIT:?}"
+                ));
+            }
+            _ => {}
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
 }
 
 async fn describe_base(ec2: &Ec2, ami: &str) -> Result<crate::aws::ec2::Image, String> {
