@@ -28,6 +28,8 @@ pub enum FetchError {
     },
     #[error("snapshot {0}: {1}")]
     Bad(String, String),
+    #[error("{0}")]
+    NoRoom(String),
 }
 
 fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> FetchError + 'a {
@@ -70,6 +72,12 @@ pub async fn base_disk(
         ));
     }
     let size = listed.volume_size_gib * GIB;
+    // The blocks the snapshot holds are what the sparse file takes.
+    ensure_room(
+        cache,
+        listed.blocks.len() as u64 * BLOCK_SIZE as u64,
+        "the base disk",
+    )?;
     let part = cache.join(format!(".{snapshot}.part"));
     let file = File::create(&part).map_err(io("cannot create", &part))?;
     file.set_len(size).map_err(io("cannot size", &part))?;
@@ -110,9 +118,42 @@ pub async fn base_disk(
     Ok((path, false))
 }
 
+/// Fails with what to do when `dir`'s filesystem has less than `need` bytes free (a full data
+/// dir would otherwise fail the bake half-way, with a write error).
+fn ensure_room(dir: &Path, need: u64, what: &str) -> Result<(), FetchError> {
+    let stat = rustix::fs::statvfs(dir).map_err(|e| io("cannot stat", dir)(e.into()))?;
+    let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+    match room_error(need, free, what, dir) {
+        Some(message) => Err(FetchError::NoRoom(message)),
+        None => Ok(()),
+    }
+}
+
+/// The message when `need` bytes do not fit in `free`.
+fn room_error(need: u64, free: u64, what: &str, dir: &Path) -> Option<String> {
+    const MIB: u64 = 1 << 20;
+    (need > free).then(|| {
+        format!(
+            "{what} needs {} MiB in {}, which has {} MiB free: free space in kiln's data dir (kiln gc, kiln.retention) or give it more",
+            need.div_ceil(MIB),
+            dir.display(),
+            free / MIB
+        )
+    })
+}
+
 /// The per-bake copy: sparse (`cp --sparse=always`, which finds the holes with SEEK_DATA and
 /// keeps zero runs as holes; a hand-written copy would have to do both).
 pub async fn copy(base: &Path, to: &Path) -> Result<(), FetchError> {
+    // What the base takes on disk (it is sparse), and the copy will too.
+    let allocated = std::fs::metadata(base)
+        .map(|m| std::os::unix::fs::MetadataExt::blocks(&m) * 512)
+        .map_err(io("cannot stat", base))?;
+    ensure_room(
+        to.parent().unwrap_or(to),
+        allocated,
+        "the bake's copy of the base disk",
+    )?;
     let out = tokio::process::Command::new("cp")
         .arg("--sparse=always")
         .arg(base)
@@ -129,5 +170,28 @@ pub async fn copy(base: &Path, to: &Path) -> Result<(), FetchError> {
             path: to.to_path_buf(),
             source: std::io::Error::other(String::from_utf8_lossy(&out.stderr).trim().to_string()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_disk_that_does_not_fit_says_how_much_and_what_to_do() {
+        let dir = Path::new("/var/lib/kiln/ebs-cache");
+        assert_eq!(room_error(10 << 20, 10 << 20, "the base disk", dir), None);
+        let e = room_error((3 << 30) + 1, 1 << 30, "the base disk", dir).unwrap();
+        assert_eq!(
+            e,
+            "the base disk needs 3073 MiB in /var/lib/kiln/ebs-cache, which has 1024 MiB free: free space in kiln's data dir (kiln gc, kiln.retention) or give it more"
+        );
+        // On a real filesystem: nothing always fits, and u64::MAX bytes never do.
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(ensure_room(tmp.path(), 0, "x").is_ok());
+        assert!(matches!(
+            ensure_room(tmp.path(), u64::MAX, "x"),
+            Err(FetchError::NoRoom(_))
+        ));
     }
 }
