@@ -48,8 +48,11 @@ fn schemathesis_finds_no_server_error_and_no_answer_that_breaks_the_document() {
             "25",
             "--max-time",
             "90",
+            // One worker: with two, Python 3.11's `ast` (which Hypothesis uses to describe its
+            // strategies) failed once between threads ("AST constructor recursion depth
+            // mismatch", a CPython bug), an error of the tool's and not of kiln's.
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "15",
             "--seed",
