@@ -15,7 +15,7 @@ pub mod ebs_direct;
 pub mod packer;
 
 use crate::config::Settings;
-use crate::runner::{RunSpec, temp};
+use crate::runner::{RunSpec, SecretVars, temp};
 use std::path::PathBuf;
 
 /// Name/value pairs in order (variables, environment).
@@ -93,6 +93,31 @@ impl BuildPlan {
 pub struct Launch {
     pub spec: RunSpec,
     pub env: Vars,
+}
+
+/// The secrets of `plan` as its supervisor gets them, whichever the builder: the credentials
+/// under their own names, and each masked variable under a name of kiln's own
+/// (`KILN_SECRET_VAR_<i>`), which the supervisor turns into an in-memory var file whose argument
+/// goes to `argv[at]`. Returns that environment, the names whose values the log redacts, and
+/// which Packer variable each of kiln's names holds.
+pub(crate) fn secret_env(plan: &BuildPlan, at: usize) -> (Vars, Vec<String>, Option<SecretVars>) {
+    let mut env: Vars = plan.env.clone();
+    let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
+    let secret_vars = (!plan.secret_variables.is_empty()).then(|| {
+        let vars = plan
+            .secret_variables
+            .iter()
+            .enumerate()
+            .map(|(i, (name, value))| {
+                let var = format!("KILN_SECRET_VAR_{i}");
+                env.push((var.clone(), value.clone()));
+                redact_env.push(var.clone());
+                (name.clone(), var)
+            })
+            .collect();
+        SecretVars { at, vars }
+    });
+    (env, redact_env, secret_vars)
 }
 
 /// The process that builds `plan`, working in configDir with `temp_dir` as its temp folder.

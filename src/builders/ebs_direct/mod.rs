@@ -33,7 +33,7 @@ use crate::aws::ec2::{Ec2, ImageQuery};
 use crate::aws::ec2_images::Registration;
 use crate::builders::{BuildPlan, Launch};
 use crate::config::Settings;
-use crate::runner::{RunSpec, SecretVars};
+use crate::runner::RunSpec;
 use futures_util::{StreamExt, TryStreamExt};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -394,9 +394,7 @@ async fn bake(
 /// Waits until the copied image `ami` is `available` (EC2 copies take minutes); it fails on
 /// `failed` or after [`COPY_LIMIT`].
 async fn wait_available(ec2: &Ec2, ami: &str) -> Result<crate::aws::ec2::Image, String> {
-    let deadline = Instant::now() + COPY_LIMIT;
-    let mut wait = Duration::from_millis(250);
-    loop {
+    let probe = || async {
         let found = ec2
             .describe_images(&ImageQuery {
                 image_ids: vec![ami.to_string()],
@@ -406,19 +404,40 @@ async fn wait_available(ec2: &Ec2, ami: &str) -> Result<crate::aws::ec2::Image, 
             .map_err(|e| e.to_string())?;
         let image = found.into_iter().find(|i| i.id == ami);
         match image.as_ref().and_then(|i| i.state.as_deref()) {
-            Some("available") => return Ok(image.unwrap_or_default()),
+            Some("available") => Ok(image),
             Some(state @ ("failed" | "error" | "invalid" | "deregistered")) => {
-                return Err(format!("the copy {ami} ended in state {state}"));
+                Err(format!("the copy {ami} ended in state {state}"))
             }
-            _ if Instant::now() > deadline => {
-                return Err(format!(
-                    "the copy {ami} was not available after {COPY_LIMIT:?}"
-                ));
-            }
-            _ => {}
+            _ => Ok(None),
+        }
+    };
+    poll(COPY_LIMIT, Duration::from_secs(10), probe)
+        .await?
+        .ok_or_else(|| format!("the copy {ami} was not available after {COPY_LIMIT:?}"))
+}
+
+/// Asks `probe` until it answers (`Some`) or fails, pausing 250 ms and doubling up to
+/// `max_pause` between asks; `None` once `limit` has passed.
+async fn poll<T, F, Fut>(
+    limit: Duration,
+    max_pause: Duration,
+    mut probe: F,
+) -> Result<Option<T>, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
+    let deadline = Instant::now() + limit;
+    let mut wait = Duration::from_millis(250);
+    loop {
+        if let Some(answer) = probe().await? {
+            return Ok(Some(answer));
+        }
+        if Instant::now() > deadline {
+            return Ok(None);
         }
         tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(10));
+        wait = (wait * 2).min(max_pause);
     }
 }
 
@@ -525,27 +544,20 @@ async fn complete(ebs: &Ebs, ec2: &Ec2, snapshot: &str, changed: u64) -> Result<
         .await
         .map_err(|e| e.to_string())?;
     say::say(&format!("ebs-direct: CompleteSnapshot: {status}"));
-    let deadline = Instant::now() + COMPLETE_LIMIT;
-    let mut wait = Duration::from_millis(250);
-    loop {
-        match ec2
+    let probe = || async {
+        let state = ec2
             .snapshot_state(snapshot)
             .await
-            .map_err(|e| e.to_string())?
-            .as_deref()
-        {
-            Some("completed") => return Ok(()),
-            Some("error") => return Err(format!("snapshot {snapshot} ended in state error")),
-            _ if Instant::now() > deadline => {
-                return Err(format!(
-                    "snapshot {snapshot} was not completed after {COMPLETE_LIMIT:?}"
-                ));
-            }
-            _ => {}
+            .map_err(|e| e.to_string())?;
+        match state.as_deref() {
+            Some("completed") => Ok(Some(())),
+            Some("error") => Err(format!("snapshot {snapshot} ended in state error")),
+            _ => Ok(None),
         }
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(5));
-    }
+    };
+    poll(COMPLETE_LIMIT, Duration::from_secs(5), probe)
+        .await?
+        .ok_or_else(|| format!("snapshot {snapshot} was not completed after {COMPLETE_LIMIT:?}"))
 }
 
 async fn register(
@@ -646,25 +658,7 @@ pub fn launch(
         .map(|r| r.kiln_exe.display().to_string())
         .unwrap_or_else(|| "kiln".into());
     let argv = vec![exe, "__ebs-direct".to_string(), "-".to_string()];
-    let mut env: Vec<(String, String)> = plan.env.clone();
-    let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-    let secret_vars = (!plan.secret_variables.is_empty()).then(|| {
-        let vars = plan
-            .secret_variables
-            .iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
-                let var = format!("KILN_SECRET_VAR_{i}");
-                env.push((var.clone(), value.clone()));
-                redact_env.push(var.clone());
-                (name.clone(), var)
-            })
-            .collect();
-        SecretVars {
-            at: argv.len(),
-            vars,
-        }
-    });
+    let (mut env, redact_env, secret_vars) = crate::builders::secret_env(plan, argv.len());
     let spec = serde_json::to_string(&spec_of(plan, settings)).unwrap_or_default();
     env.push((SPEC_ENV.to_string(), spec));
     Launch {

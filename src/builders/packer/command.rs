@@ -5,9 +5,9 @@
 //! environment, and masked variables as a var file that exists only in the supervisor's memory
 //! (see [`crate::runner::SecretVars`]), because any local user can read a process's argv.
 
-use crate::builders::{BuildPlan, Launch, Vars, preserved_env};
+use crate::builders::{BuildPlan, Launch, preserved_env};
 use crate::config::Settings;
-use crate::runner::{RunSpec, SecretVars};
+use crate::runner::RunSpec;
 use std::path::PathBuf;
 
 /// How the in-memory var file of masked variables shows in a displayed command line.
@@ -96,21 +96,9 @@ pub fn build(p: &BuildPlan, settings: &Settings) -> Invocation {
 /// the supervisor turns into an in-memory var file.
 pub fn launch(plan: &BuildPlan, settings: &Settings, temp_dir: Option<PathBuf>) -> Launch {
     let inv = build(plan, settings);
-    let mut env: Vars = inv.env.clone();
-    let mut redact_env: Vec<String> = env.iter().map(|(k, _)| k.clone()).collect();
-    let secret_vars = inv.secret_vars.as_ref().map(|(at, vars)| {
-        let vars = vars
-            .iter()
-            .enumerate()
-            .map(|(i, (name, value))| {
-                let var = format!("KILN_SECRET_VAR_{i}");
-                env.push((var.clone(), value.clone()));
-                redact_env.push(var.clone());
-                (name.clone(), var)
-            })
-            .collect();
-        SecretVars { at: *at, vars }
-    });
+    // `build` puts the var file's argument where the masked variables' place is.
+    let at = inv.secret_vars.as_ref().map_or(0, |(at, _)| *at);
+    let (mut env, redact_env, secret_vars) = crate::builders::secret_env(plan, at);
     env.extend(inv.plain_env.iter().cloned());
     let spec = RunSpec {
         argv: inv.argv,
